@@ -1,0 +1,1 @@
+"""Processes users talk to: the HTTP API and the ``gentrain`` command line."""

@@ -1,0 +1,27 @@
+"""The Flask HTTP API (v1). Never imports TensorFlow."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from services.api.errors import register_error_handlers
+from services.api.routes import datasets, health, jobs
+from shared.queue import make_celery
+from shared.settings import Settings, get_settings
+from shared.storage import open_store
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the API app; tests pass their own settings."""
+    settings = settings or get_settings()
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions["gentrain.settings"] = settings
+    app.extensions["gentrain.store"] = open_store(settings)
+    app.extensions["gentrain.celery"] = make_celery(settings, name="gentrain-api")
+    register_error_handlers(app)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(datasets.bp)
+    app.register_blueprint(jobs.bp)
+    return app

@@ -1,0 +1,209 @@
+"""Jobs: submit training and sampling jobs, list and inspect them, cancel, fetch artifacts."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Response, jsonify, redirect, request
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from services.api import deps
+from services.api.errors import ApiError, not_found
+from services.api.views import job_summary, job_view, metric_view
+from shared.db.models import Artifact, Dataset, Job, JobEvent, Metric
+from shared.job_records import metrics_of, transition
+from shared.job_specs import SpecError, validate_sample_params, validate_training_spec
+from shared.job_state import JobKind, JobStatus
+from shared.queue import SAMPLE_TASK, TRAIN_TASK, enqueue
+
+log = logging.getLogger(__name__)
+bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
+
+SUBMIT_FIELDS = {"kind", "dataset", "params"}
+
+
+def _load_job(session: Session, job_id: str) -> Job:
+    job = session.get(Job, job_id, options=[selectinload(Job.events), selectinload(Job.artifacts)])
+    if job is None:
+        raise not_found("job", job_id)
+    return job
+
+
+def _latest_metric(session: Session, job_id: str) -> Metric | None:
+    return session.scalar(
+        select(Metric).where(Metric.job_id == job_id).order_by(Metric.step.desc()).limit(1)
+    )
+
+
+def _enqueue_or_fail(job_id: str, task_name: str) -> None:
+    """Send the job to the queue; if the broker is down, the job fails saying so (a 503)."""
+    try:
+        enqueue(deps.celery(), task_name, job_id)
+    except Exception as error:  # noqa: BLE001 - any broker failure
+        log.warning("enqueue of %s failed: %s", job_id, error)
+        with deps.db() as session:
+            job = session.get(Job, job_id)
+            if job is not None and job.status == JobStatus.QUEUED.value:
+                transition(session, job, JobStatus.FAILED, "the job queue is unavailable")
+        raise ApiError(503, "queue_unavailable", "the job queue is unavailable; try again") from None
+
+
+def _created(job_id: str) -> tuple[Response, int]:
+    with deps.db() as session:
+        job = _load_job(session, job_id)
+        body = job_view(job, None, request.host_url)
+    response = jsonify(body)
+    response.headers["Location"] = f"/v1/jobs/{job_id}"
+    return response, 202
+
+
+@bp.post("")
+def submit_job() -> tuple[Response, int]:
+    """Accept a training job: validate, store it as queued, enqueue its id."""
+    body = deps.json_body()
+    unknown = sorted(set(body) - SUBMIT_FIELDS)
+    if unknown:
+        raise ApiError(422, "unknown_field", f"unknown field {unknown[0]!r}", unknown[0])
+    try:
+        params = validate_training_spec(body.get("kind"), body.get("params"))
+    except SpecError as error:
+        raise ApiError(422, "invalid_spec", error.message, error.field) from None
+    dataset_name = body.get("dataset")
+    if not isinstance(dataset_name, str) or not dataset_name:
+        raise ApiError(422, "invalid_spec", "dataset must name an uploaded dataset", "dataset")
+    with deps.db() as session:
+        dataset = session.scalar(
+            select(Dataset).where(Dataset.owner == "", Dataset.name == dataset_name)
+        )
+        if dataset is None:
+            raise ApiError(422, "unknown_dataset", f"dataset {dataset_name!r} not found", "dataset")
+        kind = body["kind"]
+        job = Job(kind=kind, model_kind=kind, dataset_id=dataset.id, owner="", params=params)
+        session.add(job)
+        session.flush()
+        session.add(JobEvent(job_id=job.id, status=JobStatus.QUEUED.value, at=job.created_at))
+        job_id = job.id
+    _enqueue_or_fail(job_id, TRAIN_TASK)
+    return _created(job_id)
+
+
+@bp.get("")
+def list_jobs() -> Response:
+    """Jobs, newest first, filtered by status and kind, then paginated."""
+    query = select(Job)
+    status = request.args.get("status")
+    if status is not None:
+        if status not in {s.value for s in JobStatus}:
+            raise ApiError(422, "invalid_parameter", f"unknown status {status!r}", "status")
+        query = query.where(Job.status == status)
+    kind = request.args.get("kind")
+    if kind is not None:
+        if kind not in {k.value for k in JobKind}:
+            raise ApiError(422, "invalid_parameter", f"unknown kind {kind!r}", "kind")
+        query = query.where(Job.kind == kind)
+    limit = deps.query_int("limit", 50, 1, 500)
+    offset = deps.query_int("offset", 0, 0, 10**9)
+    with deps.db() as session:
+        total = session.scalar(select(func.count()).select_from(query.subquery()))
+        rows = session.scalars(
+            query.options(selectinload(Job.dataset))
+            .order_by(Job.created_at.desc(), Job.id)
+            .limit(limit)
+            .offset(offset)
+        ).all()
+        items = [job_summary(row) for row in rows]
+    return jsonify({"items": items, "total": total, "limit": limit, "offset": offset})
+
+
+@bp.get("/<job_id>")
+def get_job(job_id: str) -> Response:
+    """A job's state, progress, latest metrics, history, artifacts and results."""
+    with deps.db() as session:
+        job = _load_job(session, job_id)
+        return jsonify(job_view(job, _latest_metric(session, job_id), request.host_url))
+
+
+@bp.get("/<job_id>/metrics")
+def get_metrics(job_id: str) -> Response:
+    """Every recorded epoch (or step block) of a job's metrics."""
+    with deps.db() as session:
+        if session.get(Job, job_id) is None:
+            raise not_found("job", job_id)
+        return jsonify({"job_id": job_id, "items": [metric_view(m) for m in metrics_of(session, job_id)]})
+
+
+@bp.post("/<job_id>/cancel")
+def cancel_job(job_id: str) -> tuple[Response, int]:
+    """Cancel a job: a queued one at once, a running one at its next epoch boundary."""
+    with deps.db() as session:
+        job = session.get(Job, job_id, with_for_update=True)
+        if job is None:
+            raise not_found("job", job_id)
+        status = JobStatus(job.status)
+        if status.is_terminal():
+            raise ApiError(409, "conflict", f"job {job_id} is already {status.value}")
+        if status is JobStatus.QUEUED:
+            transition(session, job, JobStatus.CANCELLED, "cancelled before it started")
+        elif status is JobStatus.RUNNING:
+            transition(session, job, JobStatus.CANCELLING, "cancel requested")
+    with deps.db() as session:
+        job = _load_job(session, job_id)
+        return jsonify(job_view(job, _latest_metric(session, job_id), request.host_url)), 202
+
+
+@bp.post("/<job_id>/samples")
+def sample_job(job_id: str) -> tuple[Response, int]:
+    """Draw samples from a trained model: a sampling job writing a PNG grid."""
+    body = deps.json_body() if request.content_length else {}
+    unknown = sorted(set(body) - {"params"})
+    if unknown:
+        raise ApiError(422, "unknown_field", f"unknown field {unknown[0]!r}", unknown[0])
+    try:
+        params = validate_sample_params(body.get("params"))
+    except SpecError as error:
+        raise ApiError(422, "invalid_spec", error.message, error.field) from None
+    with deps.db() as session:
+        parent = session.get(Job, job_id)
+        if parent is None:
+            raise not_found("job", job_id)
+        if parent.kind == JobKind.SAMPLE.value:
+            raise ApiError(409, "conflict", "sample from a training job, not a sampling job")
+        if parent.status != JobStatus.SUCCEEDED.value:
+            raise ApiError(409, "conflict", f"job {job_id} is {parent.status}; sample once it has succeeded")
+        job = Job(
+            kind=JobKind.SAMPLE.value,
+            model_kind=parent.model_kind,
+            parent_id=parent.id,
+            dataset_id=parent.dataset_id,
+            owner=parent.owner,
+            params=params,
+        )
+        session.add(job)
+        session.flush()
+        session.add(JobEvent(job_id=job.id, status=JobStatus.QUEUED.value, at=job.created_at))
+        new_id = job.id
+    _enqueue_or_fail(new_id, SAMPLE_TASK)
+    return _created(new_id)
+
+
+@bp.get("/<job_id>/artifacts/<path:name>")
+def get_artifact(job_id: str, name: str) -> Response:
+    """Stream an artifact, or redirect to a short-lived presigned URL on S3."""
+    with deps.db() as session:
+        if session.get(Job, job_id) is None:
+            raise not_found("job", job_id)
+        artifact = session.scalar(
+            select(Artifact).where(Artifact.job_id == job_id, Artifact.name == name)
+        )
+        if artifact is None:
+            raise not_found("artifact", name)
+    store = deps.store()
+    if request.args.get("redirect", "1") not in ("0", "false"):
+        url = store.presigned_url(artifact.storage_key, deps.settings().presign_seconds)
+        if url:
+            return redirect(url, code=302)
+    response = Response(store.iter_chunks(artifact.storage_key), mimetype=artifact.content_type)
+    response.headers["Content-Length"] = str(artifact.size_bytes)
+    response.headers["Content-Disposition"] = f'attachment; filename="{name.rsplit("/", 1)[-1]}"'
+    return response

@@ -1,0 +1,83 @@
+"""JSON views of database rows, as the API returns them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from shared.db.models import Artifact, Dataset, Job, Metric
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def dataset_view(dataset: Dataset) -> dict[str, Any]:
+    """The public view of a dataset."""
+    return {
+        "id": dataset.id,
+        "name": dataset.name,
+        "size_bytes": dataset.size_bytes,
+        "sha256": dataset.sha256,
+        "arrays": dataset.arrays,
+        "created_at": _iso(dataset.created_at),
+    }
+
+
+def artifact_view(artifact: Artifact, base_url: str) -> dict[str, Any]:
+    """An artifact with its download link."""
+    return {
+        "name": artifact.name,
+        "size_bytes": artifact.size_bytes,
+        "content_type": artifact.content_type,
+        "sha256": artifact.sha256,
+        "created_at": _iso(artifact.created_at),
+        "url": f"{base_url}v1/jobs/{artifact.job_id}/artifacts/{artifact.name}",
+    }
+
+
+def metric_view(metric: Metric) -> dict[str, Any]:
+    """One row of metrics."""
+    return {"step": metric.step, "values": metric.values, "seconds": metric.seconds, "at": _iso(metric.at)}
+
+
+def job_summary(job: Job) -> dict[str, Any]:
+    """The short view of a job, as listed."""
+    return {
+        "id": job.id,
+        "kind": job.kind,
+        "model_kind": job.model_kind,
+        "status": job.status,
+        "progress": round(job.progress, 4),
+        "dataset": job.dataset.name if job.dataset else None,
+        "parent_id": job.parent_id,
+        "created_at": _iso(job.created_at),
+        "finished_at": _iso(job.finished_at),
+    }
+
+
+def job_view(job: Job, latest: Metric | None, base_url: str) -> dict[str, Any]:
+    """The full view of a job: state, progress, latest metrics, history, artifacts, results."""
+    view = job_summary(job)
+    view.update(
+        {
+            "params": job.params,
+            "attempts": job.attempts,
+            "error": job.error,
+            "eta_seconds": job.eta_seconds,
+            "started_at": _iso(job.started_at),
+            "updated_at": _iso(job.updated_at),
+            "heartbeat_at": _iso(job.heartbeat_at),
+            "param_count": job.param_count,
+            "replicas": job.replicas,
+            "global_batch_size": job.global_batch_size,
+            "latest_metrics": metric_view(latest) if latest else None,
+            "results": job.results or {},
+            "history": [
+                {"status": event.status, "at": _iso(event.at), "message": event.message}
+                for event in job.events
+            ],
+            "artifacts": [artifact_view(artifact, base_url) for artifact in job.artifacts],
+        }
+    )
+    return view

@@ -1,0 +1,1 @@
+"""The ``gentrain`` command line: run the service's processes, and talk to its API."""

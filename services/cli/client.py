@@ -1,0 +1,91 @@
+"""A small HTTP client for the gentrain API, used by the CLI's client commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import requests
+
+
+class ApiClientError(Exception):
+    """The API answered with an error (or could not be reached)."""
+
+
+class ApiClient:
+    """Calls the v1 API at ``base_url``."""
+
+    def __init__(self, base_url: str, timeout: float = 30.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.http = requests.Session()
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        try:
+            response = self.http.request(
+                method, f"{self.base_url}{path}", timeout=self.timeout, **kwargs
+            )
+        except requests.ConnectionError as error:
+            raise ApiClientError(f"cannot reach {self.base_url}: {error}") from None
+        if response.status_code >= 400:
+            try:
+                detail = response.json()["error"]
+                field = f" (field: {detail['field']})" if detail.get("field") else ""
+                message = f"{response.status_code} {detail['code']}: {detail['message']}{field}"
+            except (ValueError, KeyError, TypeError):
+                message = f"{response.status_code}: {response.text[:200]}"
+            raise ApiClientError(message)
+        return response
+
+    def upload_dataset(self, path: Path, name: str | None) -> dict[str, Any]:
+        """Upload an ``.npz`` dataset."""
+        with path.open("rb") as handle:
+            data = {"name": name} if name else {}
+            result: dict[str, Any] = self._call(
+                "POST", "/v1/datasets", files={"file": (path.name, handle)}, data=data
+            ).json()
+            return result
+
+    def list_datasets(self) -> list[dict[str, Any]]:
+        """All datasets."""
+        items: list[dict[str, Any]] = self._call("GET", "/v1/datasets").json()["items"]
+        return items
+
+    def submit(self, kind: str, dataset: str, params: dict[str, Any]) -> dict[str, Any]:
+        """Submit a training job."""
+        body = {"kind": kind, "dataset": dataset, "params": params}
+        job: dict[str, Any] = self._call("POST", "/v1/jobs", json=body).json()
+        return job
+
+    def sample(self, job_id: str, params: dict[str, Any]) -> dict[str, Any]:
+        """Submit a sampling job from a trained job."""
+        job: dict[str, Any] = self._call(
+            "POST", f"/v1/jobs/{job_id}/samples", json={"params": params}
+        ).json()
+        return job
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        """One job's full state."""
+        job: dict[str, Any] = self._call("GET", f"/v1/jobs/{job_id}").json()
+        return job
+
+    def jobs(self, **filters: Any) -> dict[str, Any]:
+        """A page of jobs."""
+        params = {k: v for k, v in filters.items() if v is not None}
+        page: dict[str, Any] = self._call("GET", "/v1/jobs", params=params).json()
+        return page
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        """Cancel a job."""
+        job: dict[str, Any] = self._call("POST", f"/v1/jobs/{job_id}/cancel").json()
+        return job
+
+    def download(self, job_id: str, name: str, target: Path) -> int:
+        """Save an artifact to ``target``; returns its size in bytes."""
+        response = self._call("GET", f"/v1/jobs/{job_id}/artifacts/{name}", stream=True)
+        size = 0
+        with target.open("wb") as handle:
+            for chunk in response.iter_content(1024 * 1024):
+                handle.write(chunk)
+                size += len(chunk)
+        return size

@@ -1,0 +1,95 @@
+"""Job-spec validation: each model kind's parameters, their defaults (the seed's) and bounds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+class SpecError(Exception):
+    """A job spec that cannot be accepted; names the offending field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Param:
+    """One bounded, typed parameter with its default."""
+
+    type: type
+    default: Any
+    low: float | None = None
+    high: float | None = None
+    help: str = ""
+
+    def coerce(self, field: str, value: Any) -> Any:
+        """Return ``value`` checked against type and bounds, or raise SpecError."""
+        if self.type is bool:
+            if not isinstance(value, bool):
+                raise SpecError(field, f"{field} must be true or false")
+            return value
+        if self.type is int:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise SpecError(field, f"{field} must be an integer")
+        elif self.type is float:
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise SpecError(field, f"{field} must be a number")
+            value = float(value)
+        if self.low is not None and value < self.low:
+            raise SpecError(field, f"{field} must be at least {self.low:g}")
+        if self.high is not None and value > self.high:
+            raise SpecError(field, f"{field} must be at most {self.high:g}")
+        return value
+
+
+_AUTOENCODER = {
+    "epochs": Param(int, 50, 1, 1000, "passes over the training split"),
+    "batch_size": Param(int, 256, 1, 4096, "images per batch, per replica"),
+    "learning_rate": Param(float, 0.001, 1e-6, 1.0, "Adam learning rate"),
+    "encoding_dim": Param(int, 32, 1, 784, "size of the code layer"),
+    "shuffle": Param(bool, True, help="shuffle the training split each epoch"),
+    "max_train_images": Param(int, 0, 0, 10_000_000, "use only the first N images (0: all)"),
+    "sample_every": Param(int, 0, 0, 1000, "save a sample grid every K epochs (0: at the end)"),
+    "seed": Param(int, 0, 0, 2**31 - 1, "random seed"),
+}
+
+# Parameters of each trainable kind. Kinds missing here are not offered yet.
+TRAINING_PARAMS: dict[str, dict[str, Param]] = {
+    "autoencoder": _AUTOENCODER,
+}
+
+SAMPLE_PARAMS: dict[str, Param] = {
+    "count": Param(int, 16, 1, 256, "images in the grid"),
+    "seed": Param(int, 0, 0, 2**31 - 1, "random seed for the images drawn"),
+}
+
+
+def _check_params(params: Any, schema: dict[str, Param], field: str) -> dict[str, Any]:
+    if params is None:
+        params = {}
+    if not isinstance(params, dict):
+        raise SpecError(field, f"{field} must be an object")
+    unknown = sorted(set(params) - set(schema))
+    if unknown:
+        known = ", ".join(sorted(schema))
+        raise SpecError(f"{field}.{unknown[0]}", f"unknown parameter {unknown[0]!r}; known: {known}")
+    return {
+        name: spec.coerce(f"{field}.{name}", params[name]) if name in params else spec.default
+        for name, spec in schema.items()
+    }
+
+
+def validate_training_spec(kind: Any, params: Any) -> dict[str, Any]:
+    """Complete and check a training job's params; raises SpecError naming the field."""
+    if not isinstance(kind, str) or kind not in TRAINING_PARAMS:
+        available = ", ".join(sorted(TRAINING_PARAMS))
+        raise SpecError("kind", f"unknown kind {kind!r}; available: {available}")
+    return _check_params(params, TRAINING_PARAMS[kind], "params")
+
+
+def validate_sample_params(params: Any) -> dict[str, Any]:
+    """Complete and check a sampling job's params."""
+    return _check_params(params, SAMPLE_PARAMS, "params")

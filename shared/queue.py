@@ -1,0 +1,70 @@
+"""The Celery app as both sides configure it: broker, queues, task names. Messages carry ids only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from kombu import Queue
+
+from shared.settings import Settings
+
+TRAIN_TASK = "gentrain.train_job"
+SAMPLE_TASK = "gentrain.sample_job"
+TRAIN_QUEUE = "train"
+SAMPLE_QUEUE = "sample"
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """Celery configuration derived from the service settings."""
+    transport_options: dict[str, Any] = {}
+    if settings.broker_url.startswith("filesystem://"):
+        for sub in ("in", "processed"):
+            (settings.broker_dir / sub).mkdir(parents=True, exist_ok=True)
+        transport_options = {
+            "data_folder_in": str(settings.broker_dir / "in"),
+            "data_folder_out": str(settings.broker_dir / "in"),
+            "processed_folder": str(settings.broker_dir / "processed"),
+            "store_processed": False,
+            "polling_interval": settings.broker_polling_interval,
+        }
+    elif settings.broker_url.startswith("redis"):
+        # Training runs for hours; Redis must not hand a running job to a second worker after
+        # the default 1 h. Duplicates are harmless anyway: a worker only runs a job it can claim
+        # from "queued" in the database.
+        transport_options = {"visibility_timeout": 12 * 3600}
+    return {
+        "broker_url": settings.broker_url,
+        "broker_transport_options": transport_options,
+        "broker_connection_retry_on_startup": True,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "result_serializer": "json",
+        # The database is the record of outcomes; Celery results would be a second one.
+        "task_ignore_result": True,
+        "task_acks_late": True,
+        # One long task at a time per process: prefetching would strand jobs behind it.
+        "worker_prefetch_multiplier": 1,
+        # A hard ceiling far above any sane job so a wedged process is eventually reclaimed.
+        "task_time_limit": 48 * 3600,
+        "task_default_queue": TRAIN_QUEUE,
+        "task_queues": (Queue(TRAIN_QUEUE), Queue(SAMPLE_QUEUE)),
+        "task_routes": {
+            TRAIN_TASK: {"queue": TRAIN_QUEUE},
+            SAMPLE_TASK: {"queue": SAMPLE_QUEUE},
+        },
+        "worker_hijack_root_logger": False,
+        "broker_connection_timeout": 5,
+    }
+
+
+def make_celery(settings: Settings, name: str = "gentrain") -> Celery:
+    """A Celery app configured from ``settings``."""
+    app = Celery(name)
+    app.config_from_object(celery_config(settings))
+    return app
+
+
+def enqueue(app: Celery, task_name: str, job_id: str) -> None:
+    """Send a job id to the queue of ``task_name``."""
+    app.send_task(task_name, args=[job_id])

@@ -1,0 +1,76 @@
+"""One typed settings object, read from ``GENTRAIN_*`` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Service settings. Defaults are the embedded mode: everything under one data directory."""
+
+    model_config = SettingsConfigDict(env_prefix="GENTRAIN_", extra="ignore")
+
+    data_dir: Path = Field(default=Path("gentrain-data"))
+    # Empty means "derive the embedded default from data_dir".
+    database_url: str = ""
+    broker_url: str = ""
+    # S3: setting a bucket switches object storage from the local directory to S3.
+    s3_bucket: str = ""
+    s3_endpoint_url: str = ""
+    # The endpoint that users' clients can reach, for presigned links (defaults to s3_endpoint_url).
+    s3_public_endpoint_url: str = ""
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str = ""
+    s3_secret_access_key: str = ""
+    presign_seconds: int = Field(default=300, ge=1, le=7 * 24 * 3600)
+
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65535)
+    # Where the CLI's client commands send their requests.
+    api_url: str = ""
+
+    max_upload_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    # Ceiling on the decompressed size of an uploaded .npz (a zip bomb stops here).
+    max_dataset_bytes: int = Field(default=512 * 1024 * 1024, ge=1024)
+    # How often the filesystem broker looks for new messages, in seconds.
+    broker_polling_interval: float = Field(default=0.1, gt=0, le=10)
+
+    @model_validator(mode="after")
+    def _embedded_defaults(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir.resolve() / 'gentrain.db'}"
+        if not self.broker_url:
+            self.broker_url = "filesystem://"
+        if not self.api_url:
+            self.api_url = f"http://{self.api_host}:{self.api_port}"
+        return self
+
+    @property
+    def storage_dir(self) -> Path:
+        """Root of the local object store (used when no S3 bucket is set)."""
+        return self.data_dir.resolve() / "objects"
+
+    @property
+    def broker_dir(self) -> Path:
+        """Message folder of the filesystem broker (embedded mode)."""
+        return self.data_dir.resolve() / "broker"
+
+    @property
+    def uses_s3(self) -> bool:
+        """Whether artifacts live in S3 rather than the local directory."""
+        return bool(self.s3_bucket)
+
+    @property
+    def is_embedded(self) -> bool:
+        """Whether the database is the embedded SQLite file."""
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""Celery workers: the app, thin tasks, the job runner and the Keras training engine."""

@@ -1,0 +1,65 @@
+"""Keras callbacks that report to the job as training happens: metrics, progress, cancel, samples."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import keras
+
+from workers.engine.reporter import Reporter
+
+CANCEL_CHECK_SECONDS = 1.0
+
+
+class JobProgress(keras.callbacks.Callback):
+    """Records each epoch's metrics, progress and ETA; stops training when the job is cancelled."""
+
+    def __init__(self, reporter: Reporter, epochs: int, first_epoch: int = 0) -> None:
+        super().__init__()
+        self.reporter = reporter
+        self.epochs = epochs
+        self.first_epoch = first_epoch
+        self.cancelled = False
+        self._epoch_started = 0.0
+        self._last_check = 0.0
+        self._durations: list[float] = []
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._epoch_started = time.perf_counter()
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        now = time.perf_counter()
+        if now - self._last_check >= CANCEL_CHECK_SECONDS:
+            self._last_check = now
+            if self.reporter.should_stop():
+                self.cancelled = True
+                self.model.stop_training = True
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if self.cancelled:
+            return  # a partial epoch is not a completed one: record nothing for it
+        seconds = time.perf_counter() - self._epoch_started
+        self._durations.append(seconds)
+        done = epoch + 1
+        remaining = self.epochs - done
+        eta = remaining * sum(self._durations) / len(self._durations)
+        values = {key: float(value) for key, value in (logs or {}).items()}
+        self.reporter.epoch_done(done, values, seconds, done / self.epochs, eta)
+        if remaining and self.reporter.should_stop():
+            self.cancelled = True
+            self.model.stop_training = True
+
+
+class EverySoManyEpochs(keras.callbacks.Callback):
+    """Calls ``action(epoch)`` after every ``every``-th completed epoch."""
+
+    def __init__(self, every: int, action: Callable[[int], None]) -> None:
+        super().__init__()
+        self.every = every
+        self.action = action
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if self.every and (epoch + 1) % self.every == 0 and not self.model.stop_training:
+            self.action(epoch + 1)

@@ -1,0 +1,36 @@
+"""What the engine tells the outside world as it trains (implemented by the job runner)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+
+class Reporter(Protocol):
+    """Receives progress from the engine and says whether to stop."""
+
+    def started(self, param_count: int, replicas: int, global_batch_size: int) -> None:
+        """The model is built and training is about to begin."""
+        ...
+
+    def epoch_done(
+        self, step: int, values: dict[str, float], seconds: float, progress: float, eta: float | None
+    ) -> None:
+        """One epoch (or block of steps) finished with these metrics."""
+        ...
+
+    def should_stop(self) -> bool:
+        """Whether the job has been asked to stop (cancel); cheap enough to call every second."""
+        ...
+
+    def save_file(self, name: str, path: Path, content_type: str) -> None:
+        """Keep a file as the job's artifact ``name``."""
+        ...
+
+    def save_bytes(self, name: str, data: bytes, content_type: str) -> None:
+        """Keep bytes as the job's artifact ``name``."""
+        ...
+
+
+class UserError(Exception):
+    """A failure caused by what the user asked for (bad dataset, impossible params): not retried."""
