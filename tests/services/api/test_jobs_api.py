@@ -1,0 +1,166 @@
+import base64
+import io
+import json
+from pathlib import Path
+
+import pytest
+import redis
+from flask.testing import FlaskClient
+
+from shared.db.models import Job
+from shared.db.session import session_scope
+from shared.job_records import claim, transition
+from shared.job_state import JobStatus
+from shared.settings import Settings
+
+
+@pytest.fixture
+def dataset(client: FlaskClient, mnist_path: Path) -> str:
+    response = client.post(
+        "/v1/datasets",
+        data={"file": (io.BytesIO(mnist_path.read_bytes()), "mnist.npz"), "name": "mnist"},
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 201
+    return "mnist"
+
+
+def submit(client: FlaskClient, body: object, raw: str | None = None):
+    if raw is not None:
+        return client.post("/v1/jobs", data=raw, content_type="application/json")
+    return client.post("/v1/jobs", json=body)
+
+
+def count_jobs(settings: Settings) -> int:
+    from sqlalchemy import func, select
+
+    with session_scope(settings.database_url) as session:
+        return int(session.scalar(select(func.count()).select_from(Job)) or 0)
+
+
+def test_submit_queues_the_job_and_sends_only_its_id(
+    client: FlaskClient, dataset: str, settings: Settings
+) -> None:
+    response = submit(client, {"kind": "autoencoder", "dataset": dataset, "params": {"epochs": 2}})
+    assert response.status_code == 202, response.json
+    job = response.json
+    assert response.headers["Location"] == f"/v1/jobs/{job['id']}"
+    assert job["status"] == "queued" and job["params"]["epochs"] == 2
+    assert job["params"]["batch_size"] == 256  # the seed's default filled in
+    assert [h["status"] for h in job["history"]] == ["queued"]
+    if settings.broker_url.startswith("redis"):
+        messages = redis.Redis.from_url(settings.broker_url).lrange("train", 0, -1)
+        assert len(messages) == 1
+        body = json.loads(base64.b64decode(json.loads(messages[0])["body"]))
+        assert body[0] == [job["id"]] and body[1] == {}
+    else:
+        files = list((settings.broker_dir / "in").glob("*.msg"))
+        assert len(files) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "raw", "status", "field", "message"),
+    [
+        (None, "{not json", 400, None, "not valid JSON"),
+        (None, "[1, 2]", 400, None, "JSON object"),
+        ({"kind": "vae", "dataset": "mnist"}, None, 422, "kind", "unknown kind"),
+        ({"kind": "autoencoder", "dataset": "mnist", "params": {"epohcs": 3}}, None, 422, "params.epohcs", "unknown parameter"),
+        ({"kind": "autoencoder", "dataset": "mnist", "params": {"epochs": 0}}, None, 422, "params.epochs", "at least 1"),
+        ({"kind": "autoencoder", "dataset": "mnist", "params": {"batch_size": 10**9}}, None, 422, "params.batch_size", "at most"),
+        ({"kind": "autoencoder", "dataset": "nope"}, None, 422, "dataset", "not found"),
+        ({"kind": "autoencoder"}, None, 422, "dataset", "dataset"),
+        ({"kind": "autoencoder", "dataset": "mnist", "priority": 1}, None, 422, "priority", "unknown field"),
+    ],
+)
+def test_bad_submissions_get_a_clear_4xx_and_store_nothing(
+    client: FlaskClient,
+    dataset: str,
+    settings: Settings,
+    body: object,
+    raw: str | None,
+    status: int,
+    field: str | None,
+    message: str,
+) -> None:
+    response = submit(client, body, raw)
+    assert response.status_code == status
+    error = response.json["error"]
+    assert error["field"] == field and message in error["message"]
+    assert count_jobs(settings) == 0
+
+
+def test_wrong_content_type_is_415(client: FlaskClient) -> None:
+    response = client.post("/v1/jobs", data="kind=autoencoder")
+    assert response.status_code == 415
+
+
+def test_unknown_job_and_artifact_are_404(client: FlaskClient, dataset: str) -> None:
+    assert client.get("/v1/jobs/doesnotexist").status_code == 404
+    assert client.get("/v1/jobs/doesnotexist/metrics").status_code == 404
+    assert client.post("/v1/jobs/doesnotexist/cancel").status_code == 404
+    job_id = submit(client, {"kind": "autoencoder", "dataset": dataset}).json["id"]
+    response = client.get(f"/v1/jobs/{job_id}/artifacts/../../etc/passwd")
+    assert response.status_code == 404
+
+
+def test_cancel_queued_is_immediate_and_cancelling_a_finished_job_is_409(
+    client: FlaskClient, dataset: str
+) -> None:
+    job_id = submit(client, {"kind": "autoencoder", "dataset": dataset}).json["id"]
+    response = client.post(f"/v1/jobs/{job_id}/cancel")
+    assert response.status_code == 202 and response.json["status"] == "cancelled"
+    assert [h["status"] for h in response.json["history"]] == ["queued", "cancelled"]
+    again = client.post(f"/v1/jobs/{job_id}/cancel")
+    assert again.status_code == 409 and "already cancelled" in again.json["error"]["message"]
+
+
+def test_cancel_running_moves_to_cancelling(client: FlaskClient, dataset: str, settings: Settings) -> None:
+    job_id = submit(client, {"kind": "autoencoder", "dataset": dataset}).json["id"]
+    with session_scope(settings.database_url) as session:
+        claim(session, job_id)
+    response = client.post(f"/v1/jobs/{job_id}/cancel")
+    assert response.status_code == 202 and response.json["status"] == "cancelling"
+
+
+def test_sampling_needs_a_succeeded_parent(client: FlaskClient, dataset: str, settings: Settings) -> None:
+    job_id = submit(client, {"kind": "autoencoder", "dataset": dataset}).json["id"]
+    response = client.post(f"/v1/jobs/{job_id}/samples", json={"params": {"count": 4}})
+    assert response.status_code == 409 and "queued" in response.json["error"]["message"]
+    with session_scope(settings.database_url) as session:
+        job = claim(session, job_id)
+        assert job is not None
+        transition(session, job, JobStatus.SUCCEEDED)
+    bad = client.post(f"/v1/jobs/{job_id}/samples", json={"params": {"count": 0}})
+    assert bad.status_code == 422 and bad.json["error"]["field"] == "params.count"
+    ok = client.post(f"/v1/jobs/{job_id}/samples", json={"params": {"count": 4}})
+    assert ok.status_code == 202
+    assert ok.json["kind"] == "sample" and ok.json["parent_id"] == job_id
+
+
+def test_list_filters_then_paginates(client: FlaskClient, dataset: str) -> None:
+    ids = [submit(client, {"kind": "autoencoder", "dataset": dataset}).json["id"] for _ in range(5)]
+    client.post(f"/v1/jobs/{ids[0]}/cancel")
+    page = client.get("/v1/jobs?status=queued&limit=3").json
+    assert page["total"] == 4 and len(page["items"]) == 3
+    rest = client.get("/v1/jobs?status=queued&limit=3&offset=3").json
+    assert len(rest["items"]) == 1
+    listed = {item["id"] for item in page["items"] + rest["items"]}
+    assert listed == set(ids[1:])
+    assert client.get("/v1/jobs?kind=autoencoder").json["total"] == 5
+    assert client.get("/v1/jobs?status=bogus").status_code == 422
+    bad = client.get("/v1/jobs?limit=0")
+    assert bad.status_code == 422 and bad.json["error"]["field"] == "limit"
+
+
+def test_health_and_readiness(client: FlaskClient) -> None:
+    assert client.get("/healthz").json == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200, ready.json
+    assert ready.json["checks"] == {"database": "ok", "broker": "ok", "storage": "ok"}
+
+
+def test_unknown_route_and_method_are_json_errors(client: FlaskClient) -> None:
+    response = client.get("/v1/nothing")
+    assert response.status_code == 404 and response.json["error"]["code"] == "not_found"
+    response = client.delete("/v1/jobs")
+    assert response.status_code == 405 and "error" in response.json
