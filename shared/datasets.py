@@ -52,7 +52,9 @@ def _check_images(name: str, array: np.ndarray) -> None:
     if array.dtype == np.uint8:
         return
     if array.dtype not in (np.float32, np.float64):
-        raise DatasetError(name, f"{name} must be uint8 (0-255) or float in [0, 1], not {array.dtype}")
+        raise DatasetError(
+            name, f"{name} must be uint8 (0-255) or float in [0, 1], not {array.dtype}"
+        )
     if not np.isfinite(array).all() or array.min() < 0.0 or array.max() > 1.0:
         raise DatasetError(name, f"{name} floats must be finite and within [0, 1]")
 
@@ -84,7 +86,9 @@ def validate_npz(data: bytes, max_unpacked_bytes: int) -> DatasetSummary:
     names = [member.filename.removesuffix(".npy") for member in members]
     unknown = sorted(set(names) - set(ARRAY_NAMES))
     if unknown:
-        raise DatasetError("file", f"unexpected array {unknown[0]!r}; allowed: {', '.join(ARRAY_NAMES)}")
+        raise DatasetError(
+            "file", f"unexpected array {unknown[0]!r}; allowed: {', '.join(ARRAY_NAMES)}"
+        )
     if "x_train" not in names:
         raise DatasetError("file", "the archive must contain x_train")
     arrays: dict[str, np.ndarray] = {}
@@ -107,6 +111,7 @@ def validate_npz(data: bytes, max_unpacked_bytes: int) -> DatasetSummary:
             raise DatasetError("y_test", "y_test given without x_test")
         _check_labels("y_test", arrays["y_test"], arrays["x_test"].shape[0])
     summary = {
-        name: {"shape": list(array.shape), "dtype": str(array.dtype)} for name, array in arrays.items()
+        name: {"shape": list(array.shape), "dtype": str(array.dtype)}
+        for name, array in arrays.items()
     }
     return DatasetSummary(summary)

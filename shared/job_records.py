@@ -12,9 +12,7 @@ from shared.job_state import JobStatus, check_transition
 from shared.storage import StoredObject
 
 
-def transition(
-    session: Session, job: Job, target: JobStatus, message: str | None = None
-) -> None:
+def transition(session: Session, job: Job, target: JobStatus, message: str | None = None) -> None:
     """Move ``job`` to ``target`` (raises IllegalTransition), stamping the history."""
     check_transition(JobStatus(job.status), target)
     now = utcnow()
@@ -55,6 +53,8 @@ def claim(session: Session, job_id: str) -> Job | None:
 def current_status(session: Session, job_id: str) -> JobStatus:
     """The job's status as stored now."""
     value = session.scalar(select(Job.status).where(Job.id == job_id))
+    if value is None:
+        raise LookupError(f"job {job_id} not found")
     return JobStatus(value)
 
 
@@ -101,7 +101,9 @@ def record_artifact(
 
 def metrics_of(session: Session, job_id: str) -> list[Metric]:
     """A job's metrics in step order."""
-    return list(session.scalars(select(Metric).where(Metric.job_id == job_id).order_by(Metric.step)))
+    return list(
+        session.scalars(select(Metric).where(Metric.job_id == job_id).order_by(Metric.step))
+    )
 
 
 def update_fields(session: Session, job_id: str, **fields: Any) -> None:

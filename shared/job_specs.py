@@ -75,7 +75,9 @@ def _check_params(params: Any, schema: dict[str, Param], field: str) -> dict[str
     unknown = sorted(set(params) - set(schema))
     if unknown:
         known = ", ".join(sorted(schema))
-        raise SpecError(f"{field}.{unknown[0]}", f"unknown parameter {unknown[0]!r}; known: {known}")
+        raise SpecError(
+            f"{field}.{unknown[0]}", f"unknown parameter {unknown[0]!r}; known: {known}"
+        )
     return {
         name: spec.coerce(f"{field}.{name}", params[name]) if name in params else spec.default
         for name, spec in schema.items()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 
 
-class JobStatus(str, enum.Enum):
+class JobStatus(enum.StrEnum):
     """Where a job is in its life. A terminal status is never left."""
 
     QUEUED = "queued"
@@ -34,7 +34,7 @@ ALLOWED_TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
 }
 
 
-class JobKind(str, enum.Enum):
+class JobKind(enum.StrEnum):
     """What a job does: train one of the model kinds, or draw samples from a trained model."""
 
     CLASSIFIER = "classifier"

@@ -1,4 +1,4 @@
-"""The Celery app as both sides configure it: broker, queues, task names. Messages carry ids only."""
+"""The Celery app as both sides configure it: broker, queues, task names (messages carry ids)."""
 
 from __future__ import annotations
 

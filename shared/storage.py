@@ -117,9 +117,11 @@ class LocalStore:
         target = self._path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         # Write beside the target, then rename: a reader never sees half a file.
-        with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as tmp:
-            with path.open("rb") as source:
-                shutil.copyfileobj(source, tmp, CHUNK)
+        with (
+            tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as tmp,
+            path.open("rb") as source,
+        ):
+            shutil.copyfileobj(source, tmp, CHUNK)
         os.replace(tmp.name, target)
         return StoredObject(key, target.stat().st_size, file_sha256(target))
 

@@ -49,7 +49,12 @@ class JobReporter:
             )
 
     def epoch_done(
-        self, step: int, values: dict[str, float], seconds: float, progress: float, eta: float | None
+        self,
+        step: int,
+        values: dict[str, float],
+        seconds: float,
+        progress: float,
+        eta: float | None,
     ) -> None:
         with session_scope(self.settings.database_url) as session:
             record_metric(session, self.job_id, step, values, seconds)
@@ -70,7 +75,9 @@ class JobReporter:
             record_artifact(session, self.job_id, name, stored, content_type)
 
 
-def _finish(settings: Settings, job_id: str, target: JobStatus, message: str | None, **fields: Any) -> None:
+def _finish(
+    settings: Settings, job_id: str, target: JobStatus, message: str | None, **fields: Any
+) -> None:
     with session_scope(settings.database_url) as session:
         job = session.get(Job, job_id, populate_existing=True)
         if job is None:
@@ -102,7 +109,7 @@ def _dataset_file(store: ObjectStore, dataset: Dataset, folder: Path) -> Path:
 
 
 def run_training_job(settings: Settings, job_id: str) -> None:
-    """Train a queued job to its end; duplicate deliveries of a job that is not queued do nothing."""
+    """Train a queued job to its end; a duplicate delivery of a job not queued does nothing."""
     with session_scope(settings.database_url) as session:
         job = claim(session, job_id)
         if job is None:
@@ -121,7 +128,9 @@ def run_training_job(settings: Settings, job_id: str) -> None:
         if dataset is None:
             raise UserError("the job's dataset no longer exists")
         with tempfile.TemporaryDirectory() as tmp:
-            arrays = load_arrays(_dataset_file(store, dataset, Path(tmp)), params.get("max_train_images", 0))
+            arrays = load_arrays(
+                _dataset_file(store, dataset, Path(tmp)), params.get("max_train_images", 0)
+            )
         outcome = train(kind, arrays, params, reporter)
     except Exception as error:
         reason = _failure_reason(error)

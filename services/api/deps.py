@@ -41,7 +41,9 @@ def db() -> Iterator[Session]:
 def json_body() -> dict[str, Any]:
     """The request's JSON object, or a 400 naming what is wrong with it."""
     if not request.is_json:
-        raise ApiError(415, "unsupported_media_type", "send a JSON body with Content-Type: application/json")
+        raise ApiError(
+            415, "unsupported_media_type", "send a JSON body with Content-Type: application/json"
+        )
     body = request.get_json(silent=True)
     if body is None:
         raise ApiError(400, "malformed_json", "request body is not valid JSON")

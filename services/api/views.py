@@ -38,7 +38,12 @@ def artifact_view(artifact: Artifact, base_url: str) -> dict[str, Any]:
 
 def metric_view(metric: Metric) -> dict[str, Any]:
     """One row of metrics."""
-    return {"step": metric.step, "values": metric.values, "seconds": metric.seconds, "at": _iso(metric.at)}
+    return {
+        "step": metric.step,
+        "values": metric.values,
+        "seconds": metric.seconds,
+        "at": _iso(metric.at),
+    }
 
 
 def job_summary(job: Job) -> dict[str, Any]:

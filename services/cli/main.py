@@ -108,7 +108,9 @@ def db_upgrade() -> None:
     click.echo("database is up to date")
 
 
-api_url_option = click.option("--api-url", envvar="GENTRAIN_API_URL", default=None, help="API base URL")
+api_url_option = click.option(
+    "--api-url", envvar="GENTRAIN_API_URL", default=None, help="API base URL"
+)
 
 
 @cli.group()

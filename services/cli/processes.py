@@ -27,7 +27,9 @@ def api_command(settings: Settings, workers: int, threads: int) -> list[str]:
     ]  # fmt: skip
 
 
-def worker_command(settings: Settings, queues: Sequence[str], concurrency: int, name: str) -> list[str]:
+def worker_command(
+    settings: Settings, queues: Sequence[str], concurrency: int, name: str
+) -> list[str]:
     """The Celery worker command line for ``queues``."""
     command = [
         sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker",
@@ -49,8 +51,14 @@ def run_all(settings: Settings, api_workers: int = 2) -> int:
     env = os.environ.copy()
     children = [
         ("api", subprocess.Popen(api_command(settings, api_workers, 4), env=env)),
-        ("worker-train", subprocess.Popen(worker_command(settings, [TRAIN_QUEUE], 1, "train"), env=env)),
-        ("worker-sample", subprocess.Popen(worker_command(settings, [SAMPLE_QUEUE], 1, "sample"), env=env)),
+        (
+            "worker-train",
+            subprocess.Popen(worker_command(settings, [TRAIN_QUEUE], 1, "train"), env=env),
+        ),
+        (
+            "worker-sample",
+            subprocess.Popen(worker_command(settings, [SAMPLE_QUEUE], 1, "sample"), env=env),
+        ),
     ]
     stopping = False
 
@@ -60,7 +68,8 @@ def run_all(settings: Settings, api_workers: int = 2) -> int:
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
-    print(f"gentrain is up at {settings.api_url}  (data in {settings.data_dir.resolve()}; Ctrl-C stops)", flush=True)
+    data_dir = settings.data_dir.resolve()
+    print(f"gentrain is up at {settings.api_url}  (data in {data_dir}; Ctrl-C stops)", flush=True)
     exit_code = 0
     while not stopping:
         for name, child in children:

@@ -40,10 +40,22 @@ def test_pickled_object_arrays_are_refused_without_unpickling() -> None:
         ({"x_train": np.zeros((4, 32, 32), np.uint8)}, "x_train", "must have shape"),
         ({"x_train": np.zeros((4, 28, 28), np.int32)}, "x_train", "must be uint8"),
         ({"x_train": np.full((4, 784), 2.0, np.float32)}, "x_train", "within [0, 1]"),
-        ({"x_train": np.zeros((4, 784), np.uint8), "y_train": np.zeros(3, np.int64)}, "y_train", "one label"),
-        ({"x_train": np.zeros((4, 784), np.uint8), "y_train": np.full(4, 12)}, "y_train", "digits 0-9"),
+        (
+            {"x_train": np.zeros((4, 784), np.uint8), "y_train": np.zeros(3, np.int64)},
+            "y_train",
+            "one label",
+        ),
+        (
+            {"x_train": np.zeros((4, 784), np.uint8), "y_train": np.full(4, 12)},
+            "y_train",
+            "digits 0-9",
+        ),
         ({"y_train": np.zeros(3, np.int64)}, "file", "must contain x_train"),
-        ({"x_train": np.zeros((4, 784), np.uint8), "labels": np.zeros(4)}, "file", "unexpected array"),
+        (
+            {"x_train": np.zeros((4, 784), np.uint8), "labels": np.zeros(4)},
+            "file",
+            "unexpected array",
+        ),
     ],
 )
 def test_wrong_shapes_and_dtypes_are_refused(arrays: dict, field: str, message: str) -> None:

@@ -58,7 +58,12 @@ def test_transitions_are_stamped_and_terminal_is_final(database_url: str) -> Non
         assert job.finished_at is not None and job.error == "boom"
         with pytest.raises(IllegalTransition):
             transition(session, job, JobStatus.RUNNING)
-        statuses = [e.status for e in session.scalars(select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id))]
+        statuses = [
+            e.status
+            for e in session.scalars(
+                select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)
+            )
+        ]
         assert statuses == ["queued", "running", "failed"]
 
 

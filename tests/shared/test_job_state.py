@@ -30,7 +30,9 @@ def test_the_normal_life_of_a_job_is_allowed() -> None:
     ],
 )
 def test_illegal_transitions_are_refused(current: JobStatus, target: JobStatus) -> None:
-    with pytest.raises(IllegalTransition, match=f"{current.value} job cannot become {target.value}"):
+    with pytest.raises(
+        IllegalTransition, match=f"{current.value} job cannot become {target.value}"
+    ):
         check_transition(current, target)
 
 

@@ -1,4 +1,4 @@
-"""Keras callbacks that report to the job as training happens: metrics, progress, cancel, samples."""
+"""Keras callbacks reporting to the job as training runs: metrics, progress, cancel, samples."""
 
 from __future__ import annotations
 

@@ -14,7 +14,12 @@ class Reporter(Protocol):
         ...
 
     def epoch_done(
-        self, step: int, values: dict[str, float], seconds: float, progress: float, eta: float | None
+        self,
+        step: int,
+        values: dict[str, float],
+        seconds: float,
+        progress: float,
+        eta: float | None,
     ) -> None:
         """One epoch (or block of steps) finished with these metrics."""
         ...

@@ -31,7 +31,9 @@ def load_model(key: str, path_factory: Any) -> keras.Model:
     return model
 
 
-def sample_grid(model_kind: str, model: keras.Model, arrays: Arrays, params: dict[str, Any]) -> bytes:
+def sample_grid(
+    model_kind: str, model: keras.Model, arrays: Arrays, params: dict[str, Any]
+) -> bytes:
     """A PNG grid of ``count`` samples drawn with ``seed``."""
     if model_kind != "autoencoder":
         raise UserError(f"sampling {model_kind!r} models is not supported by this worker")

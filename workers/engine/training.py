@@ -52,7 +52,9 @@ def reconstruction_rows(model: keras.Model, originals: np.ndarray) -> list[np.nd
     return [originals, reconstructed]
 
 
-def train_autoencoder(arrays: Arrays, params: dict[str, Any], reporter: Reporter) -> TrainingOutcome:
+def train_autoencoder(
+    arrays: Arrays, params: dict[str, Any], reporter: Reporter
+) -> TrainingOutcome:
     """The seed's dense autoencoder: Adam, MSE, validated on the test split when there is one."""
     keras.utils.set_random_seed(params["seed"])
     strategy = make_strategy()
@@ -79,7 +81,12 @@ def train_autoencoder(arrays: Arrays, params: dict[str, Any], reporter: Reporter
     if params["sample_every"]:
         callbacks.append(EverySoManyEpochs(params["sample_every"], save_grid))
     model.fit(
-        train, validation_data=validation, epochs=params["epochs"], callbacks=callbacks, verbose=0
+        train,
+        validation_data=validation,
+        epochs=params["epochs"],
+        callbacks=callbacks,
+        shuffle=False,  # the pipeline shuffles
+        verbose=0,
     )
 
     reporter.save_bytes(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+
 from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError

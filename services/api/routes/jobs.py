@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, Response, jsonify, redirect, request
+from flask.typing import ResponseReturnValue
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
@@ -46,7 +47,9 @@ def _enqueue_or_fail(job_id: str, task_name: str) -> None:
             job = session.get(Job, job_id)
             if job is not None and job.status == JobStatus.QUEUED.value:
                 transition(session, job, JobStatus.FAILED, "the job queue is unavailable")
-        raise ApiError(503, "queue_unavailable", "the job queue is unavailable; try again") from None
+        raise ApiError(
+            503, "queue_unavailable", "the job queue is unavailable; try again"
+        ) from None
 
 
 def _created(job_id: str) -> tuple[Response, int]:
@@ -130,7 +133,9 @@ def get_metrics(job_id: str) -> Response:
     with deps.db() as session:
         if session.get(Job, job_id) is None:
             raise not_found("job", job_id)
-        return jsonify({"job_id": job_id, "items": [metric_view(m) for m in metrics_of(session, job_id)]})
+        return jsonify(
+            {"job_id": job_id, "items": [metric_view(m) for m in metrics_of(session, job_id)]}
+        )
 
 
 @bp.post("/<job_id>/cancel")
@@ -170,7 +175,9 @@ def sample_job(job_id: str) -> tuple[Response, int]:
         if parent.kind == JobKind.SAMPLE.value:
             raise ApiError(409, "conflict", "sample from a training job, not a sampling job")
         if parent.status != JobStatus.SUCCEEDED.value:
-            raise ApiError(409, "conflict", f"job {job_id} is {parent.status}; sample once it has succeeded")
+            raise ApiError(
+                409, "conflict", f"job {job_id} is {parent.status}; sample once it has succeeded"
+            )
         job = Job(
             kind=JobKind.SAMPLE.value,
             model_kind=parent.model_kind,
@@ -188,7 +195,7 @@ def sample_job(job_id: str) -> tuple[Response, int]:
 
 
 @bp.get("/<job_id>/artifacts/<path:name>")
-def get_artifact(job_id: str, name: str) -> Response:
+def get_artifact(job_id: str, name: str) -> ResponseReturnValue:
     """Stream an artifact, or redirect to a short-lived presigned URL on S3."""
     with deps.db() as session:
         if session.get(Job, job_id) is None:

@@ -75,7 +75,13 @@ def npz(**arrays: np.ndarray) -> bytes:
     ],
 )
 def test_bad_uploads_are_refused_and_nothing_is_stored(
-    client: FlaskClient, app: Flask, settings: Settings, data: bytes, name: str, status: int, field: str
+    client: FlaskClient,
+    app: Flask,
+    settings: Settings,
+    data: bytes,
+    name: str,
+    status: int,
+    field: str,
 ) -> None:
     response = upload(client, data, name=name)
     assert response.status_code == status, response.json

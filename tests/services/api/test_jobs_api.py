@@ -64,12 +64,36 @@ def test_submit_queues_the_job_and_sends_only_its_id(
         (None, "{not json", 400, None, "not valid JSON"),
         (None, "[1, 2]", 400, None, "JSON object"),
         ({"kind": "vae", "dataset": "mnist"}, None, 422, "kind", "unknown kind"),
-        ({"kind": "autoencoder", "dataset": "mnist", "params": {"epohcs": 3}}, None, 422, "params.epohcs", "unknown parameter"),
-        ({"kind": "autoencoder", "dataset": "mnist", "params": {"epochs": 0}}, None, 422, "params.epochs", "at least 1"),
-        ({"kind": "autoencoder", "dataset": "mnist", "params": {"batch_size": 10**9}}, None, 422, "params.batch_size", "at most"),
+        (
+            {"kind": "autoencoder", "dataset": "mnist", "params": {"epohcs": 3}},
+            None,
+            422,
+            "params.epohcs",
+            "unknown parameter",
+        ),
+        (
+            {"kind": "autoencoder", "dataset": "mnist", "params": {"epochs": 0}},
+            None,
+            422,
+            "params.epochs",
+            "at least 1",
+        ),
+        (
+            {"kind": "autoencoder", "dataset": "mnist", "params": {"batch_size": 10**9}},
+            None,
+            422,
+            "params.batch_size",
+            "at most",
+        ),
         ({"kind": "autoencoder", "dataset": "nope"}, None, 422, "dataset", "not found"),
         ({"kind": "autoencoder"}, None, 422, "dataset", "dataset"),
-        ({"kind": "autoencoder", "dataset": "mnist", "priority": 1}, None, 422, "priority", "unknown field"),
+        (
+            {"kind": "autoencoder", "dataset": "mnist", "priority": 1},
+            None,
+            422,
+            "priority",
+            "unknown field",
+        ),
     ],
 )
 def test_bad_submissions_get_a_clear_4xx_and_store_nothing(
@@ -114,7 +138,9 @@ def test_cancel_queued_is_immediate_and_cancelling_a_finished_job_is_409(
     assert again.status_code == 409 and "already cancelled" in again.json["error"]["message"]
 
 
-def test_cancel_running_moves_to_cancelling(client: FlaskClient, dataset: str, settings: Settings) -> None:
+def test_cancel_running_moves_to_cancelling(
+    client: FlaskClient, dataset: str, settings: Settings
+) -> None:
     job_id = submit(client, {"kind": "autoencoder", "dataset": dataset}).json["id"]
     with session_scope(settings.database_url) as session:
         claim(session, job_id)
@@ -122,7 +148,9 @@ def test_cancel_running_moves_to_cancelling(client: FlaskClient, dataset: str, s
     assert response.status_code == 202 and response.json["status"] == "cancelling"
 
 
-def test_sampling_needs_a_succeeded_parent(client: FlaskClient, dataset: str, settings: Settings) -> None:
+def test_sampling_needs_a_succeeded_parent(
+    client: FlaskClient, dataset: str, settings: Settings
+) -> None:
     job_id = submit(client, {"kind": "autoencoder", "dataset": dataset}).json["id"]
     response = client.post(f"/v1/jobs/{job_id}/samples", json={"params": {"count": 4}})
     assert response.status_code == 409 and "queued" in response.json["error"]["message"]
