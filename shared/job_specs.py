@@ -45,24 +45,64 @@ class Param:
         return value
 
 
+_COMMON = {
+    "max_train_images": Param(int, 0, 0, 10_000_000, "use only the first N images (0: all)"),
+    "seed": Param(int, 0, 0, 2**31 - 1, "random seed"),
+}
+
 _AUTOENCODER = {
     "epochs": Param(int, 50, 1, 1000, "passes over the training split"),
     "batch_size": Param(int, 256, 1, 4096, "images per batch, per replica"),
     "learning_rate": Param(float, 0.001, 1e-6, 1.0, "Adam learning rate"),
     "encoding_dim": Param(int, 32, 1, 784, "size of the code layer"),
     "shuffle": Param(bool, True, help="shuffle the training split each epoch"),
-    "max_train_images": Param(int, 0, 0, 10_000_000, "use only the first N images (0: all)"),
     "sample_every": Param(int, 0, 0, 1000, "save a sample grid every K epochs (0: at the end)"),
-    "seed": Param(int, 0, 0, 2**31 - 1, "random seed"),
+    **_COMMON,
 }
 
-# Parameters of each trainable kind. Kinds missing here are not offered yet.
+_DENOISER = {
+    **_AUTOENCODER,
+    "noise_factor": Param(float, 0.55, 0.0, 2.0, "standard deviation of the added Gaussian noise"),
+    "clip": Param(bool, True, help="clip noisy images to [0, 1]"),
+}
+
+_CLASSIFIER = {
+    "epochs": Param(int, 2, 1, 1000, "passes over the training split"),
+    "batch_size": Param(int, 64, 1, 4096, "images per batch, per replica"),
+    "learning_rate": Param(float, 0.001, 1e-6, 1.0, "RMSprop learning rate"),
+    "hidden_units": Param(int, 64, 1, 4096, "units in each of the two hidden layers"),
+    "validation_split": Param(float, 0.2, 0.0, 0.5, "share of training images held for validation"),
+    "shuffle": Param(bool, True, help="shuffle the training split each epoch"),
+    "sample_every": Param(int, 0, 0, 1000, "save a labelled grid every K epochs (0: at the end)"),
+    **_COMMON,
+}
+
+_GAN = {
+    "steps": Param(
+        int, 2000, 1, 1_000_000, "training steps (one discriminator + one generator update)"
+    ),
+    "batch_size": Param(int, 128, 2, 4096, "real images per step, per replica"),
+    "learning_rate": Param(float, 0.0004, 1e-6, 1.0, "Adam learning rate of both networks"),
+    "latent_dim": Param(int, 32, 1, 512, "size of the latent vector"),
+    "steps_per_epoch": Param(int, 100, 1, 100_000, "steps between metrics and checkpoints"),
+    "sample_every": Param(
+        int, 500, 0, 1_000_000, "save a sample grid every K steps (0: at the end)"
+    ),
+    "label_smoothing": Param(float, 0.0, 0.0, 0.5, "real label is 1 minus this"),
+    "quality_samples": Param(int, 2000, 0, 20_000, "generated images scored at the end (0: none)"),
+    **_COMMON,
+}
+
+# Parameters of each trainable kind; defaults are the seed lecture's.
 TRAINING_PARAMS: dict[str, dict[str, Param]] = {
+    "classifier": _CLASSIFIER,
     "autoencoder": _AUTOENCODER,
+    "denoiser": _DENOISER,
+    "gan": _GAN,
 }
 
 SAMPLE_PARAMS: dict[str, Param] = {
-    "count": Param(int, 16, 1, 256, "images in the grid"),
+    "count": Param(int, 16, 1, 1024, "images in the grid"),
     "seed": Param(int, 0, 0, 2**31 - 1, "random seed for the images drawn"),
 }
 
@@ -89,7 +129,16 @@ def validate_training_spec(kind: Any, params: Any) -> dict[str, Any]:
     if not isinstance(kind, str) or kind not in TRAINING_PARAMS:
         available = ", ".join(sorted(TRAINING_PARAMS))
         raise SpecError("kind", f"unknown kind {kind!r}; available: {available}")
-    return _check_params(params, TRAINING_PARAMS[kind], "params")
+    checked = _check_params(params, TRAINING_PARAMS[kind], "params")
+    if kind == "gan":
+        checked["steps_per_epoch"] = min(checked["steps_per_epoch"], checked["steps"])
+        if checked["steps"] % checked["steps_per_epoch"]:
+            raise SpecError(
+                "params.steps_per_epoch",
+                f"steps ({checked['steps']}) must be a multiple of steps_per_epoch "
+                f"({checked['steps_per_epoch']})",
+            )
+    return checked
 
 
 def validate_sample_params(params: Any) -> dict[str, Any]:

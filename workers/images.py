@@ -39,3 +39,38 @@ def square_grid_png(images: np.ndarray, scale: int = 2) -> bytes:
     padded = np.zeros((rows_needed * cols, SIDE * SIDE), dtype=np.float32)
     padded[:count] = np.asarray(images, dtype=np.float32).reshape(count, -1)
     return grid_png([padded[r * cols : (r + 1) * cols] for r in range(rows_needed)], scale)
+
+
+def labelled_grid_png(
+    images: np.ndarray,
+    predicted: np.ndarray,
+    truth: np.ndarray | None,
+    columns: int = 10,
+    scale: int = 2,
+) -> bytes:
+    """Digits with their predicted label under each (red where it differs from ``truth``)."""
+    from PIL import ImageDraw
+
+    count = len(images)
+    rows = int(np.ceil(count / columns))
+    cell_w, cell_h = SIDE * scale, SIDE * scale + 14
+    canvas = Image.new("RGB", (columns * cell_w, rows * cell_h), "white")
+    draw = ImageDraw.Draw(canvas)
+    pixels = (
+        np.clip(np.asarray(images, np.float32).reshape(count, SIDE, SIDE), 0, 1) * 255
+    ).astype(np.uint8)
+    for i in range(count):
+        x, y = (i % columns) * cell_w, (i // columns) * cell_h
+        digit = Image.fromarray(pixels[i], mode="L").resize(
+            (cell_w, cell_w), Image.Resampling.NEAREST
+        )
+        canvas.paste(digit.convert("RGB"), (x, y))
+        wrong = truth is not None and int(truth[i]) != int(predicted[i])
+        draw.text(
+            (x + cell_w // 2 - 3, y + cell_w + 1),
+            str(int(predicted[i])),
+            fill="red" if wrong else "black",
+        )
+    buffer = io.BytesIO()
+    canvas.save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from shared.db.models import Artifact, Dataset, Job
@@ -73,6 +74,18 @@ class JobReporter:
         stored = self.store.put_bytes(job_key(self.job_id, *name.split("/")), data, content_type)
         with session_scope(self.settings.database_url) as session:
             record_artifact(session, self.job_id, name, stored, content_type)
+
+    def load_file(self, name: str, path: Path) -> bool:
+        with session_scope(self.settings.database_url) as session:
+            key = session.scalar(
+                select(Artifact.storage_key).where(
+                    Artifact.job_id == self.job_id, Artifact.name == name
+                )
+            )
+        if key is None:
+            return False
+        self.store.download(key, path)
+        return True
 
 
 def _finish(
@@ -146,7 +159,7 @@ def run_training_job(settings: Settings, job_id: str) -> None:
 
 
 def run_sampling_job(settings: Settings, job_id: str) -> None:
-    """Draw a sample grid from the parent job's trained model."""
+    """Draw sample grids from the parent job's trained model."""
     with session_scope(settings.database_url) as session:
         job = claim(session, job_id)
         if job is None:
@@ -154,30 +167,37 @@ def run_sampling_job(settings: Settings, job_id: str) -> None:
             return
         parent = session.get(Job, job.parent_id, options=[selectinload(Job.artifacts)])
         model_artifact: Artifact | None = None
+        trained_with: dict[str, Any] = {}
         if parent is not None:
             model_artifact = next((a for a in parent.artifacts if a.name == "model.keras"), None)
+            trained_with = dict(parent.params)
         dataset = session.get(Dataset, job.dataset_id) if job.dataset_id else None
         kind, params, parent_id = job.model_kind, dict(job.params), job.parent_id
     store = open_store(settings)
     reporter = JobReporter(settings, store, job_id)
     try:
         from workers.engine.data import load_arrays
-        from workers.engine.sampling import load_model, sample_grid
+        from workers.engine.sampling import load_model, needs_dataset, sample_images
 
-        if model_artifact is None or dataset is None:
-            raise UserError("the parent job has no trained model or dataset")
+        if model_artifact is None:
+            raise UserError("the parent job has no trained model")
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
+            key = model_artifact.storage_key
 
             def fetch_model() -> Path:
                 path = folder / "model.keras"
-                store.download(model_artifact.storage_key, path)
+                store.download(key, path)
                 return path
 
             model = load_model(f"{parent_id}:{model_artifact.sha256}", fetch_model)
-            arrays = load_arrays(_dataset_file(store, dataset, folder))
-        png = sample_grid(kind, model, arrays, params)
-        reporter.save_bytes("samples/grid.png", png, "image/png")
+            arrays = None
+            if needs_dataset(kind):
+                if dataset is None:
+                    raise UserError("the parent job's dataset no longer exists")
+                arrays = load_arrays(_dataset_file(store, dataset, folder))
+        for name, png in sample_images(kind, model, arrays, params, trained_with).items():
+            reporter.save_bytes(name, png, "image/png")
     except Exception as error:
         reason = _failure_reason(error)
         log.exception("sampling job %s failed", job_id)

@@ -39,6 +39,12 @@ class MemoryReporter:
     def save_bytes(self, name: str, data: bytes, content_type: str) -> None:
         self.files[name] = data
 
+    def load_file(self, name: str, path: Path) -> bool:
+        if name not in self.files:
+            return False
+        path.write_bytes(self.files[name])
+        return True
+
 
 def test_autoencoder_learns_on_real_digits(mnist_path: Path) -> None:
     arrays = load_arrays(mnist_path)

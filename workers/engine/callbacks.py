@@ -1,27 +1,35 @@
-"""Keras callbacks reporting to the job as training runs: metrics, progress, cancel, samples."""
+"""Keras callbacks reporting to the job as training runs: metrics, progress, cancel, checkpoints."""
 
 from __future__ import annotations
 
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import keras
 
+from workers.engine.checkpoints import CHECKPOINT_ARTIFACT, save_checkpoint
 from workers.engine.reporter import Reporter
 
 CANCEL_CHECK_SECONDS = 1.0
 
 
 class JobProgress(keras.callbacks.Callback):
-    """Records each epoch's metrics, progress and ETA; stops training when the job is cancelled."""
+    """Records each epoch's metrics, progress and ETA; stops training when the job is cancelled.
 
-    def __init__(self, reporter: Reporter, epochs: int, first_epoch: int = 0) -> None:
+    ``step_scale`` > 1 means an "epoch" is a block of that many steps (the GAN): metrics are then
+    keyed by global step.
+    """
+
+    def __init__(self, reporter: Reporter, epochs: int, step_scale: int = 1) -> None:
         super().__init__()
         self.reporter = reporter
         self.epochs = epochs
-        self.first_epoch = first_epoch
+        self.step_scale = step_scale
         self.cancelled = False
+        self.completed_epoch = 0
         self._epoch_started = 0.0
         self._last_check = 0.0
         self._durations: list[float] = []
@@ -46,10 +54,36 @@ class JobProgress(keras.callbacks.Callback):
         remaining = self.epochs - done
         eta = remaining * sum(self._durations) / len(self._durations)
         values = {key: float(value) for key, value in (logs or {}).items()}
-        self.reporter.epoch_done(done, values, seconds, done / self.epochs, eta)
+        self.reporter.epoch_done(done * self.step_scale, values, seconds, done / self.epochs, eta)
+        self.completed_epoch = done
         if remaining and self.reporter.should_stop():
             self.cancelled = True
             self.model.stop_training = True
+
+
+class SaveCheckpoint(keras.callbacks.Callback):
+    """After each completed epoch, stores weights and optimizer state as the job's checkpoint."""
+
+    def __init__(
+        self,
+        reporter: Reporter,
+        model: keras.Model,
+        optimizers: Sequence[keras.optimizers.Optimizer],
+        progress: JobProgress,
+    ) -> None:
+        super().__init__()
+        self.reporter = reporter
+        self.target = model
+        self.optimizers = optimizers
+        self.progress = progress
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if self.progress.completed_epoch != epoch + 1:
+            return  # the epoch was interrupted: the last checkpoint stays the last complete one
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "checkpoint.npz"
+            save_checkpoint(path, self.target, self.optimizers, epoch + 1)
+            self.reporter.save_file(CHECKPOINT_ARTIFACT, path, "application/octet-stream")
 
 
 class EverySoManyEpochs(keras.callbacks.Callback):

@@ -1,15 +1,33 @@
-"""The distribution strategy: MirroredStrategy over every GPU visible, one CPU replica otherwise."""
+"""The distribution strategy: MirroredStrategy over every GPU visible (or every logical CPU when
+the CPU is split, as in tests); a single device trains under the default strategy."""
 
 from __future__ import annotations
+
+from typing import Literal
 
 import tensorflow as tf
 
 
-def make_strategy() -> tf.distribute.Strategy:
-    """MirroredStrategy over all visible GPUs (or the CPU when there is none)."""
+def training_devices() -> list[str]:
+    """The devices a job trains on: every GPU, else every logical CPU."""
     gpus = tf.config.list_logical_devices("GPU")
-    if gpus:
-        return tf.distribute.MirroredStrategy([gpu.name for gpu in gpus])
-    cpus = tf.config.list_logical_devices("CPU")
-    # With the CPU split into logical devices (tests), mirror over them; else one CPU replica.
-    return tf.distribute.MirroredStrategy([cpu.name for cpu in cpus])
+    devices = gpus or tf.config.list_logical_devices("CPU")
+    return [device.name for device in devices]
+
+
+def make_strategy(force_mirrored: bool = False) -> tf.distribute.Strategy:
+    """MirroredStrategy over the training devices when there are several.
+
+    With one device, MirroredStrategy only adds cost (measured on this CPU: about half the GAN's
+    steps/s, docs/benchmarks.md), so a lone device uses the default strategy unless forced.
+    """
+    devices = training_devices()
+    if len(devices) > 1 or force_mirrored:
+        return tf.distribute.MirroredStrategy(devices)
+    return tf.distribute.get_strategy()
+
+
+def jit_compile_setting() -> bool | Literal["auto"]:
+    """XLA off on CPU-only machines (measured 8× slower on the GAN step here), Keras's choice
+    on GPUs."""
+    return "auto" if tf.config.list_logical_devices("GPU") else False

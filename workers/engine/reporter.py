@@ -36,6 +36,10 @@ class Reporter(Protocol):
         """Keep bytes as the job's artifact ``name``."""
         ...
 
+    def load_file(self, name: str, path: Path) -> bool:
+        """Copy the job's artifact ``name`` to ``path``; False if the job has none by that name."""
+        ...
+
 
 class UserError(Exception):
     """A failure caused by what the user asked for (bad dataset, impossible params): not retried."""

@@ -1,0 +1,282 @@
+"""The model kinds: how each is built, fed, previewed and scored. Defaults are the seed's."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from workers.engine.data import Arrays
+from workers.engine.distribution import jit_compile_setting
+from workers.engine.gan import GAN
+from workers.engine.models import (
+    build_autoencoder,
+    build_classifier,
+    build_discriminator,
+    build_generator,
+)
+from workers.engine.reporter import UserError
+from workers.images import grid_png, labelled_grid_png, square_grid_png
+
+GRID_COLUMNS = 10
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+@dataclass
+class Plan:
+    """What ``fit`` runs: input pipelines, epochs, and steps per epoch (None: one pass)."""
+
+    train: tf.data.Dataset
+    validation: tf.data.Dataset | None
+    epochs: int
+    steps_per_epoch: int | None = None
+    # Metrics are recorded per epoch, or for step-counted kinds per global step.
+    step_scale: int = 1
+
+
+@dataclass
+class Built:
+    """A built, compiled model and the optimizers whose state a checkpoint must hold."""
+
+    model: keras.Model
+    optimizers: list[keras.optimizers.Optimizer]
+    # The network that is saved as model.keras and sampled from.
+    export: keras.Model
+
+
+def _batched(dataset: tf.data.Dataset, global_batch: int, drop: bool = False) -> tf.data.Dataset:
+    return dataset.batch(global_batch, drop_remainder=drop).prefetch(AUTOTUNE)
+
+
+def _shuffled(dataset: tf.data.Dataset, count: int, on: bool, seed: int) -> tf.data.Dataset:
+    return dataset.shuffle(count, seed=seed, reshuffle_each_iteration=True) if on else dataset
+
+
+def noisy_images(x: np.ndarray, factor: float, clip: bool, seed: int) -> np.ndarray:
+    """The seed's corruption: Gaussian noise times ``factor``, clipped to [0, 1] if asked."""
+    noise = np.random.default_rng(seed).normal(0.0, 1.0, size=x.shape).astype(np.float32)
+    noisy = x + factor * noise
+    return np.clip(noisy, 0.0, 1.0) if clip else noisy
+
+
+def held_out(arrays: Arrays) -> tuple[str, np.ndarray, np.ndarray | None]:
+    """The split quality is measured on: test if the dataset has one, else train."""
+    if arrays.x_test is not None:
+        return "test", arrays.x_test, arrays.y_test
+    return "train", arrays.x_train, arrays.y_train
+
+
+class Kind:
+    """One model kind. Subclasses fill in the parts."""
+
+    name = ""
+    # The grid saved when training ends.
+    final_grid = "samples/final.png"
+
+    def build(self, params: dict[str, Any]) -> Built:
+        """Build and compile the model (called inside the strategy scope)."""
+        raise NotImplementedError
+
+    def plan(self, arrays: Arrays, params: dict[str, Any], global_batch: int) -> Plan:
+        """The input pipelines and schedule."""
+        raise NotImplementedError
+
+    def preview(self, built: Built, arrays: Arrays, params: dict[str, Any]) -> bytes:
+        """A PNG showing how the model does now."""
+        raise NotImplementedError
+
+    def evaluate(self, built: Built, arrays: Arrays, params: dict[str, Any]) -> dict[str, Any]:
+        """Quality metrics on the held-out split."""
+        raise NotImplementedError
+
+
+class Classifier(Kind):
+    """The seed's functional-API classifier: RMSprop, cross-entropy from logits, accuracy."""
+
+    name = "classifier"
+    final_grid = "samples/predictions.png"
+
+    def build(self, params: dict[str, Any]) -> Built:
+        model = build_classifier(params["hidden_units"])
+        model.compile(
+            optimizer=keras.optimizers.RMSprop(params["learning_rate"]),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+            jit_compile=jit_compile_setting(),
+        )
+        model.optimizer.build(model.trainable_variables)
+        return Built(model, [model.optimizer], model)
+
+    def plan(self, arrays: Arrays, params: dict[str, Any], global_batch: int) -> Plan:
+        if arrays.y_train is None:
+            raise UserError("the classifier needs labels: the dataset has no y_train")
+        # As Keras's validation_split: the last share of the training split, before shuffling.
+        cut = len(arrays.x_train) - int(len(arrays.x_train) * params["validation_split"])
+        if cut < 1:
+            raise UserError("validation_split leaves no training images")
+        x, y = arrays.x_train[:cut], arrays.y_train[:cut]
+        train = _shuffled(
+            tf.data.Dataset.from_tensor_slices((x, y)), cut, params["shuffle"], params["seed"]
+        )
+        validation = None
+        if cut < len(arrays.x_train):
+            slices = (arrays.x_train[cut:], arrays.y_train[cut:])
+            validation = _batched(tf.data.Dataset.from_tensor_slices(slices), global_batch)
+        return Plan(_batched(train, global_batch), validation, params["epochs"])
+
+    def preview(self, built: Built, arrays: Arrays, params: dict[str, Any]) -> bytes:
+        _, x, y = held_out(arrays)
+        images = x[: GRID_COLUMNS * 2]
+        predicted = np.argmax(np.asarray(built.model(images, training=False)), axis=1)
+        truth = y[: len(images)] if y is not None else None
+        return labelled_grid_png(images, predicted, truth, columns=GRID_COLUMNS)
+
+    def evaluate(self, built: Built, arrays: Arrays, params: dict[str, Any]) -> dict[str, Any]:
+        split, x, y = held_out(arrays)
+        if y is None:
+            return {"split": split}
+        loss, accuracy = built.model.evaluate(x, y, batch_size=1024, verbose=0)
+        return {"split": split, f"{split}_loss": float(loss), f"{split}_accuracy": float(accuracy)}
+
+
+class Autoencoder(Kind):
+    """The seed's dense autoencoder: Adam, MSE, validated on the test split."""
+
+    name = "autoencoder"
+    final_grid = "samples/reconstructions.png"
+
+    def inputs(self, x: np.ndarray, params: dict[str, Any], seed: int) -> np.ndarray:
+        """What the network sees for clean images ``x`` (the autoencoder: ``x`` itself)."""
+        return x
+
+    def build(self, params: dict[str, Any]) -> Built:
+        model = build_autoencoder(params["encoding_dim"])
+        model.compile(
+            optimizer=keras.optimizers.Adam(params["learning_rate"]),
+            loss="mse",
+            jit_compile=jit_compile_setting(),
+        )
+        model.optimizer.build(model.trainable_variables)
+        return Built(model, [model.optimizer], model)
+
+    def plan(self, arrays: Arrays, params: dict[str, Any], global_batch: int) -> Plan:
+        x = arrays.x_train
+        pairs = tf.data.Dataset.from_tensor_slices((self.inputs(x, params, params["seed"]), x))
+        train = _shuffled(pairs, len(x), params["shuffle"], params["seed"])
+        validation = None
+        if arrays.x_test is not None:
+            test = arrays.x_test
+            slices = (self.inputs(test, params, params["seed"] + 1), test)
+            validation = _batched(tf.data.Dataset.from_tensor_slices(slices), global_batch)
+        return Plan(_batched(train, global_batch), validation, params["epochs"])
+
+    def preview_rows(
+        self, model: keras.Model, clean: np.ndarray, params: dict[str, Any]
+    ) -> list[np.ndarray]:
+        """Originals above reconstructions, as the seed draws them."""
+        return [clean, np.asarray(model(clean, training=False))]
+
+    def preview(self, built: Built, arrays: Arrays, params: dict[str, Any]) -> bytes:
+        _, x, _ = held_out(arrays)
+        return grid_png(self.preview_rows(built.model, x[:GRID_COLUMNS], params))
+
+    def evaluate(self, built: Built, arrays: Arrays, params: dict[str, Any]) -> dict[str, Any]:
+        from workers.engine.quality import psnr_db, ssim
+
+        split, x, _ = held_out(arrays)
+        seen = self.inputs(x, params, params["seed"] + 1)
+        restored = np.asarray(built.model.predict(seen, batch_size=1024, verbose=0))
+        mse = float(np.mean((restored - x) ** 2))
+        return {
+            "split": split,
+            f"{split}_mse": mse,
+            f"{split}_psnr_db": psnr_db(mse),
+            f"{split}_ssim": ssim(restored, x),
+        }
+
+
+class Denoiser(Autoencoder):
+    """The same network trained on noisy inputs against the clean images."""
+
+    name = "denoiser"
+    final_grid = "samples/denoised.png"
+
+    def inputs(self, x: np.ndarray, params: dict[str, Any], seed: int) -> np.ndarray:
+        return noisy_images(x, params["noise_factor"], params["clip"], seed)
+
+    def preview_rows(
+        self, model: keras.Model, clean: np.ndarray, params: dict[str, Any]
+    ) -> list[np.ndarray]:
+        """Noisy, denoised and original rows (the seed's figure)."""
+        noisy = self.inputs(clean, params, params["seed"] + 2)
+        return [noisy, np.asarray(model(noisy, training=False)), clean]
+
+    def evaluate(self, built: Built, arrays: Arrays, params: dict[str, Any]) -> dict[str, Any]:
+        from workers.engine.quality import psnr_db
+
+        results = super().evaluate(built, arrays, params)
+        split, x, _ = held_out(arrays)
+        noisy_mse = float(np.mean((self.inputs(x, params, params["seed"] + 1) - x) ** 2))
+        results[f"{split}_noisy_psnr_db"] = psnr_db(noisy_mse)
+        results[f"{split}_psnr_gain_db"] = results[f"{split}_psnr_db"] - psnr_db(noisy_mse)
+        return results
+
+
+class Gan(Kind):
+    """The seed's DCGAN-style GAN, trained for a number of steps in blocks."""
+
+    name = "gan"
+    final_grid = "samples/generated.png"
+
+    def build(self, params: dict[str, Any]) -> Built:
+        generator = build_generator(params["latent_dim"])
+        gan = GAN(build_discriminator(), generator, params["latent_dim"])
+        d_opt = keras.optimizers.Adam(params["learning_rate"])
+        g_opt = keras.optimizers.Adam(params["learning_rate"])
+        gan.compile(d_opt, g_opt, params["label_smoothing"], jit_compile=jit_compile_setting())
+        return Built(gan, [d_opt, g_opt], generator)
+
+    def plan(self, arrays: Arrays, params: dict[str, Any], global_batch: int) -> Plan:
+        x = arrays.x_train.reshape(-1, 28, 28, 1)
+        if len(x) < global_batch:
+            raise UserError(f"the GAN needs at least {global_batch} training images (one batch)")
+        real = tf.data.Dataset.from_tensor_slices(x).shuffle(len(x), seed=params["seed"]).repeat()
+        # BatchNorm wants full batches; every replica gets an equal share.
+        spe = params["steps_per_epoch"]
+        return Plan(_batched(real, global_batch, drop=True), None, params["steps"] // spe, spe, spe)
+
+    def generate(
+        self, generator: keras.Model, count: int, latent_dim: int, seed: int
+    ) -> np.ndarray:
+        """``count`` images from latent vectors drawn with ``seed``, as rows of 784 pixels."""
+        latent = (
+            np.random.default_rng(seed).uniform(-1.0, 1.0, (count, latent_dim)).astype(np.float32)
+        )
+        return np.asarray(generator(latent, training=False)).reshape(count, 784)
+
+    def preview(self, built: Built, arrays: Arrays, params: dict[str, Any]) -> bytes:
+        return square_grid_png(self.generate(built.export, 16, params["latent_dim"], 1234))
+
+    def evaluate(self, built: Built, arrays: Arrays, params: dict[str, Any]) -> dict[str, Any]:
+        from workers.engine.quality import gan_quality
+
+        if not params["quality_samples"]:
+            return {}
+        split, x, _ = held_out(arrays)
+        fake = np.concatenate(
+            [
+                self.generate(
+                    built.export, min(1000, params["quality_samples"] - i), params["latent_dim"], i
+                )
+                for i in range(0, params["quality_samples"], 1000)
+            ]
+        )
+        return {"split": split, **gan_quality(fake, x)}
+
+
+KINDS: dict[str, Kind] = {
+    kind.name: kind for kind in (Classifier(), Autoencoder(), Denoiser(), Gan())
+}
