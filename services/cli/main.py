@@ -220,13 +220,22 @@ def _metric_text(latest: dict[str, Any]) -> str:
 
 @cli.command()
 @click.argument("job_id")
-@click.argument("name", default="samples/reconstructions.png")
+@click.argument("name", required=False)
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @api_url_option
-def download(job_id: str, name: str, output: Path | None, api_url: str | None) -> None:
-    """Download artifact NAME of JOB_ID (default: the sample grid)."""
-    target = output or Path(name.rsplit("/", 1)[-1])
-    size = _call(lambda: _client(api_url).download(job_id, name, target))
+def download(job_id: str, name: str | None, output: Path | None, api_url: str | None) -> None:
+    """Download artifact NAME of JOB_ID (default: its latest sample grid)."""
+    client = _client(api_url)
+    if name is None:
+        images = [
+            a for a in _call(lambda: client.job(job_id))["artifacts"] if a["name"].endswith(".png")
+        ]
+        if not images:
+            raise click.ClickException(f"job {job_id} has no sample grid yet")
+        name = max(images, key=lambda a: a["created_at"])["name"]
+    chosen = name
+    target = output or Path(chosen.rsplit("/", 1)[-1])
+    size = _call(lambda: client.download(job_id, chosen, target))
     click.echo(f"saved {target} ({size} bytes)")
 
 

@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from shared.job_specs import validate_training_spec
 
 tf = pytest.importorskip("tensorflow")
 
-from workers.engine.data import load_arrays  # noqa: E402
+from workers.engine.data import Arrays, load_arrays  # noqa: E402
+from workers.engine.models import (  # noqa: E402
+    build_autoencoder,
+    build_classifier,
+    build_discriminator,
+    build_generator,
+)
 from workers.engine.reporter import UserError  # noqa: E402
 from workers.engine.training import train  # noqa: E402
+
+
+FIXTURE = Path(__file__).parents[1] / "fixtures" / "mnist_5k.npz"
 
 
 class MemoryReporter:
@@ -46,12 +58,23 @@ class MemoryReporter:
         return True
 
 
-def test_autoencoder_learns_on_real_digits(mnist_path: Path) -> None:
-    arrays = load_arrays(mnist_path)
+@pytest.fixture(scope="module")
+def arrays(mnist_path: Path) -> Arrays:
+    return load_arrays(mnist_path)
+
+
+def test_builders_have_the_seeds_parameter_counts() -> None:
+    assert build_classifier().count_params() == 55_050
+    assert build_autoencoder().count_params() == 50_992
+    assert build_discriminator().count_params() == 1_030_145
+    assert build_generator().count_params() == 180_673
+
+
+def test_autoencoder_learns_on_real_digits(arrays: Arrays) -> None:
     params = validate_training_spec("autoencoder", {"epochs": 5, "sample_every": 2})
     reporter = MemoryReporter()
     outcome = train("autoencoder", arrays, params, reporter)
-    assert reporter.start == (50_992, 1, 256)  # the seed's parameter count
+    assert reporter.start == (50_992, 1, 256)
     assert [step for step, _, _ in reporter.epochs] == [1, 2, 3, 4, 5]
     losses = [values["loss"] for _, values, _ in reporter.epochs]
     assert losses[-1] < 0.7 * losses[0]
@@ -61,24 +84,102 @@ def test_autoencoder_learns_on_real_digits(mnist_path: Path) -> None:
     assert outcome.results["split"] == "test"
     assert outcome.results["test_mse"] < 0.07
     assert outcome.results["test_psnr_db"] > 11.5
+    assert 0 < outcome.results["test_ssim"] < 1
     assert set(reporter.files) == {
-        "samples/epoch-0002.png",
-        "samples/epoch-0004.png",
+        "samples/epoch-000002.png",
+        "samples/epoch-000004.png",
         "samples/reconstructions.png",
+        "checkpoints/latest.npz",
         "model.keras",
     }
 
 
-def test_cancel_stops_at_the_epoch_boundary(mnist_path: Path) -> None:
-    arrays = load_arrays(mnist_path, max_train_images=512)
+def test_classifier_beats_chance(arrays: Arrays) -> None:
+    reporter = MemoryReporter()
+    outcome = train("classifier", arrays, validate_training_spec("classifier", {}), reporter)
+    assert reporter.start == (55_050, 1, 64)
+    assert [step for step, _, _ in reporter.epochs] == [1, 2]
+    assert "val_accuracy" in reporter.epochs[-1][1]
+    assert outcome.results["test_accuracy"] > 0.6  # chance is 0.1
+    assert "samples/predictions.png" in reporter.files
+
+
+def test_denoiser_output_is_cleaner_than_its_input(arrays: Arrays) -> None:
+    params = validate_training_spec("denoiser", {"epochs": 4})
+    outcome = train("denoiser", arrays, params, MemoryReporter())
+    results = outcome.results
+    assert results["test_noisy_psnr_db"] == pytest.approx(8.8, abs=0.3)  # the seed's noise
+    assert results["test_psnr_gain_db"] > 1.0
+    assert results["test_psnr_db"] > results["test_noisy_psnr_db"]
+
+
+def test_gan_trains_both_networks(arrays: Arrays) -> None:
+    from workers.engine.kinds import KINDS
+
+    params = validate_training_spec(
+        "gan", {"steps": 6, "steps_per_epoch": 3, "quality_samples": 200, "max_train_images": 512}
+    )
+    kind = KINDS["gan"]
+    built = kind.build(params)
+    before_d = [w.numpy().copy() for w in built.model.discriminator.trainable_weights]
+    before_g = [w.numpy().copy() for w in built.model.generator.trainable_weights]
+    plan = kind.plan(arrays, params, params["batch_size"])
+    history = built.model.fit(plan.train, epochs=1, steps_per_epoch=2, verbose=0)
+    assert set(history.history) == {"d_loss", "g_loss", "d_acc"}
+    after_d = built.model.discriminator.trainable_weights
+    after_g = built.model.generator.trainable_weights
+    assert all(not np.allclose(a, b.numpy()) for a, b in zip(before_d, after_d, strict=True))
+    assert all(not np.allclose(a, b.numpy()) for a, b in zip(before_g, after_g, strict=True))
+
+    reporter = MemoryReporter()
+    outcome = train("gan", arrays, params, reporter)
+    assert reporter.start is not None and reporter.start[0] == 1_030_145 + 180_673
+    assert [step for step, _, _ in reporter.epochs] == [3, 6]
+    assert outcome.results["samples"] == 200
+    assert set(outcome.results["digit_shares"]) == {str(d) for d in range(10)}
+    assert "samples/generated.png" in reporter.files
+
+
+def test_a_restarted_job_resumes_after_its_last_completed_epoch(arrays: Arrays) -> None:
+    small = load_arrays(FIXTURE, max_train_images=512)
+    params = validate_training_spec("autoencoder", {"epochs": 5})
+    reporter = MemoryReporter(stop_after=2)
+    assert train("autoencoder", small, params, reporter).cancelled
+    first_loss = reporter.epochs[-1][1]["loss"]
+    # The same job started again (same reporter: same artifacts), no longer asked to stop.
+    reporter.stop_after = None
+    outcome = train("autoencoder", small, params, reporter)
+    assert not outcome.cancelled
+    assert [step for step, _, _ in reporter.epochs] == [1, 2, 3, 4, 5]  # 1-2 not repeated
+    assert reporter.epochs[2][1]["loss"] < first_loss * 1.05  # continued, not from scratch
+
+
+def test_cancel_stops_at_the_epoch_boundary(arrays: Arrays) -> None:
+    small = load_arrays(FIXTURE, max_train_images=512)
     params = validate_training_spec("autoencoder", {"epochs": 50})
     reporter = MemoryReporter(stop_after=2)
-    outcome = train("autoencoder", arrays, params, reporter)
+    outcome = train("autoencoder", small, params, reporter)
     assert outcome.cancelled
     assert [step for step, _, _ in reporter.epochs] == [1, 2]
     assert "model.keras" in reporter.files
 
 
-def test_unknown_kind_is_a_user_error(mnist_path: Path) -> None:
+def test_unknown_kind_is_a_user_error(arrays: Arrays) -> None:
     with pytest.raises(UserError):
-        train("vae", load_arrays(mnist_path, 64), {}, MemoryReporter())
+        train("vae", arrays, {}, MemoryReporter())
+
+
+def test_classifier_without_labels_is_a_user_error(arrays: Arrays) -> None:
+    unlabelled = Arrays(arrays.x_train[:100], None, None, None)
+    with pytest.raises(UserError, match="y_train"):
+        train("classifier", unlabelled, validate_training_spec("classifier", {}), MemoryReporter())
+
+
+def test_two_replicas_train_every_kind() -> None:
+    """The CPU split into 2 logical devices: MirroredStrategy over both, and each kind learns."""
+    script = Path(__file__).with_name("two_replicas.py")
+    result = subprocess.run(
+        [sys.executable, str(script), str(FIXTURE)], capture_output=True, text=True, timeout=900
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "replicas=2" in result.stdout

@@ -3,6 +3,7 @@ the CPU is split, as in tests); a single device trains under the default strateg
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Literal
 
 import tensorflow as tf
@@ -15,11 +16,15 @@ def training_devices() -> list[str]:
     return [device.name for device in devices]
 
 
+@lru_cache(maxsize=2)
 def make_strategy(force_mirrored: bool = False) -> tf.distribute.Strategy:
-    """MirroredStrategy over the training devices when there are several.
+    """MirroredStrategy over the training devices when there are several; one per process.
 
     With one device, MirroredStrategy only adds cost (measured on this CPU: about half the GAN's
     steps/s, docs/benchmarks.md), so a lone device uses the default strategy unless forced.
+    The strategy is made once and reused by every job of the worker process: a second
+    MirroredStrategy in the same process reuses collective-op keys and fails its first
+    all-reduce ("Shape mismatch in the collective instance").
     """
     devices = training_devices()
     if len(devices) > 1 or force_mirrored:
