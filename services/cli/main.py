@@ -127,6 +127,38 @@ def datasets_upload(path: Path, name: str | None, api_url: str | None) -> None:
     _print(_call(lambda: _client(api_url).upload_dataset(path, name)))
 
 
+@datasets.command("fetch-mnist")
+@click.option(
+    "--file",
+    "file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="a copy of Keras's mnist.npz (default: download it with Keras's loader)",
+)
+def datasets_fetch_mnist(file: Path | None) -> None:
+    """Register Keras's MNIST (sha256 checked) as dataset 'mnist' in storage, for every worker."""
+    from shared.dataset_registry import MNIST_NAME, DatasetExists, fetch_mnist, register_dataset
+    from shared.datasets import DatasetError
+    from shared.storage import open_store
+
+    settings = _settings()
+    _migrate_if_embedded(settings)
+    try:
+        data = fetch_mnist(file)
+        dataset = register_dataset(
+            settings.database_url,
+            open_store(settings),
+            MNIST_NAME,
+            data,
+            settings.max_dataset_bytes,
+        )
+    except DatasetError as error:
+        raise click.ClickException(error.message) from None
+    except DatasetExists:
+        raise click.ClickException("dataset 'mnist' is already registered") from None
+    click.echo(f"registered dataset 'mnist' ({dataset.size_bytes} bytes, {dataset.arrays})")
+
+
 @datasets.command("list")
 @api_url_option
 def datasets_list(api_url: str | None) -> None:

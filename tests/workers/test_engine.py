@@ -23,7 +23,6 @@ from workers.engine.models import (  # noqa: E402
 from workers.engine.reporter import UserError  # noqa: E402
 from workers.engine.training import train  # noqa: E402
 
-
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "mnist_5k.npz"
 
 

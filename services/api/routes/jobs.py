@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, selectinload
 from services.api import deps
 from services.api.errors import ApiError, not_found
 from services.api.views import job_summary, job_view, metric_view
+from shared.dataset_registry import MNIST_NAME
 from shared.db.models import Artifact, Dataset, Job, JobEvent, Metric
 from shared.job_records import metrics_of, transition
 from shared.job_specs import SpecError, validate_sample_params, validate_training_spec
@@ -80,7 +81,12 @@ def submit_job() -> tuple[Response, int]:
             select(Dataset).where(Dataset.owner == "", Dataset.name == dataset_name)
         )
         if dataset is None:
-            raise ApiError(422, "unknown_dataset", f"dataset {dataset_name!r} not found", "dataset")
+            hint = ""
+            if dataset_name == MNIST_NAME:
+                hint = "; an operator registers Keras's MNIST with `gentrain datasets fetch-mnist`"
+            raise ApiError(
+                422, "unknown_dataset", f"dataset {dataset_name!r} not found{hint}", "dataset"
+            )
         kind = body["kind"]
         job = Job(kind=kind, model_kind=kind, dataset_id=dataset.id, owner="", params=params)
         session.add(job)
