@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from shared.db.models import Artifact, Job, JobEvent, Metric, utcnow
@@ -28,18 +29,21 @@ def transition(session: Session, job: Job, target: JobStatus, message: str | Non
     session.add(JobEvent(job_id=job.id, status=target.value, message=message, at=now))
 
 
-def claim(session: Session, job_id: str) -> Job | None:
-    """Atomically move a queued job to running; None if it is not queued (already taken)."""
+def claim(session: Session, job_id: str, worker: str = "") -> Job | None:
+    """Atomically move a queued job to running under a fresh lease; None if it is not queued."""
     now = utcnow()
     result = session.execute(
         update(Job)
         .where(Job.id == job_id, Job.status == JobStatus.QUEUED.value)
         .values(
             status=JobStatus.RUNNING.value,
-            started_at=now,
+            started_at=func.coalesce(Job.started_at, now),
             heartbeat_at=now,
             attempts=Job.attempts + 1,
             updated_at=now,
+            worker=worker[:255],
+            lease=uuid.uuid4().hex,
+            drain_requested=False,
         )
         .execution_options(synchronize_session=False)
     )
@@ -67,6 +71,35 @@ def record_progress(
         .where(Job.id == job_id)
         .values(progress=progress, eta_seconds=eta_seconds, heartbeat_at=utcnow())
     )
+
+
+def heartbeat(session: Session, job_id: str, lease: str) -> bool:
+    """Stamp the heartbeat of a job we hold; False if the lease is no longer ours."""
+    result = session.execute(
+        update(Job).where(Job.id == job_id, Job.lease == lease).values(heartbeat_at=utcnow())
+    )
+    return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+def request_drain(session: Session, worker: str) -> int:
+    """Ask the jobs a shutting-down worker runs to stop at their next epoch; returns how many."""
+    result = session.execute(
+        update(Job)
+        .where(Job.worker == worker, Job.status == JobStatus.RUNNING.value)
+        .values(drain_requested=True)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def requeue(session: Session, job: Job, message: str, count_attempt: bool = True) -> None:
+    """Hand a running job back to the queue (the reaper or the caller sends it again)."""
+    transition(session, job, JobStatus.QUEUED, message)
+    job.lease = None
+    job.worker = None
+    job.drain_requested = False
+    job.enqueued_at = None
+    if not count_attempt:
+        job.attempts = max(0, job.attempts - 1)
 
 
 def record_metric(

@@ -47,6 +47,9 @@ class Param:
 
 _COMMON = {
     "max_train_images": Param(int, 0, 0, 10_000_000, "use only the first N images (0: all)"),
+    "max_runtime_seconds": Param(
+        int, 0, 0, 10**8, "stop and fail after this long (0: the service default)"
+    ),
     "seed": Param(int, 0, 0, 2**31 - 1, "random seed"),
 }
 
@@ -124,12 +127,18 @@ def _check_params(params: Any, schema: dict[str, Param], field: str) -> dict[str
     }
 
 
-def validate_training_spec(kind: Any, params: Any) -> dict[str, Any]:
+def validate_training_spec(
+    kind: Any, params: Any, max_runtime_cap: int | None = None
+) -> dict[str, Any]:
     """Complete and check a training job's params; raises SpecError naming the field."""
     if not isinstance(kind, str) or kind not in TRAINING_PARAMS:
         available = ", ".join(sorted(TRAINING_PARAMS))
         raise SpecError("kind", f"unknown kind {kind!r}; available: {available}")
     checked = _check_params(params, TRAINING_PARAMS[kind], "params")
+    if max_runtime_cap is not None and checked["max_runtime_seconds"] > max_runtime_cap:
+        raise SpecError(
+            "params.max_runtime_seconds", f"max_runtime_seconds must be at most {max_runtime_cap}"
+        )
     if kind == "gan":
         checked["steps_per_epoch"] = min(checked["steps_per_epoch"], checked["steps"])
         if checked["steps"] % checked["steps_per_epoch"]:

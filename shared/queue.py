@@ -68,3 +68,10 @@ def make_celery(settings: Settings, name: str = "gentrain") -> Celery:
 def enqueue(app: Celery, task_name: str, job_id: str) -> None:
     """Send a job id to the queue of ``task_name``."""
     app.send_task(task_name, args=[job_id])
+
+
+def queue_length(app: Celery, queue: str) -> int:
+    """Messages waiting in ``queue`` (not counting ones a worker has taken)."""
+    with app.connection_for_write() as connection:
+        declared = connection.default_channel.queue_declare(queue=queue, passive=True)
+        return int(declared.message_count)

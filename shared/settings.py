@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -39,6 +40,22 @@ class Settings(BaseSettings):
     # How often the filesystem broker looks for new messages, in seconds.
     broker_polling_interval: float = Field(default=0.1, gt=0, le=10)
 
+    # API keys: "auto" requires them unless the API binds to loopback only; "required"; "off"
+    # (refused unless bound to loopback).
+    auth: Literal["auto", "required", "off"] = "auto"
+    submit_rate_per_minute: int = Field(default=60, ge=1, le=100_000)
+
+    # Reliability: a running job's worker writes a heartbeat this often; the reaper re-queues a
+    # job whose heartbeat is older than the timeout, and re-sends a queued job nobody took.
+    heartbeat_seconds: float = Field(default=10.0, gt=0, le=3600)
+    heartbeat_timeout_seconds: float = Field(default=60.0, gt=0, le=86_400)
+    requeue_after_seconds: float = Field(default=60.0, gt=0, le=86_400)
+    reaper_interval_seconds: float = Field(default=10.0, gt=0, le=3600)
+    max_attempts: int = Field(default=3, ge=1, le=100)
+    # A job's max_runtime_seconds defaults to the first and may not exceed the second.
+    default_max_runtime_seconds: int = Field(default=24 * 3600, ge=1)
+    max_runtime_cap_seconds: int = Field(default=7 * 24 * 3600, ge=1)
+
     @model_validator(mode="after")
     def _embedded_defaults(self) -> Settings:
         if not self.database_url:
@@ -63,6 +80,20 @@ class Settings(BaseSettings):
     def uses_s3(self) -> bool:
         """Whether artifacts live in S3 rather than the local directory."""
         return bool(self.s3_bucket)
+
+    @property
+    def loopback_only(self) -> bool:
+        """Whether the API binds to a loopback address only."""
+        return self.api_host in ("127.0.0.1", "localhost", "::1") or self.api_host.startswith(
+            "127."
+        )
+
+    @property
+    def auth_required(self) -> bool:
+        """Whether every API request must carry a valid key."""
+        if self.auth == "auto":
+            return not self.loopback_only
+        return self.auth == "required"
 
     @property
     def is_embedded(self) -> bool:

@@ -6,9 +6,10 @@ import logging
 import os
 from typing import Any
 
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_shutting_down
 
-from shared.db.session import dispose_engines
+from shared.db.session import dispose_engines, session_scope
+from shared.job_records import request_drain
 from shared.queue import make_celery
 from shared.settings import get_settings
 
@@ -28,3 +29,15 @@ def _child_started(**_kwargs: Any) -> None:
         import tensorflow  # noqa: F401
 
         log.info("TensorFlow loaded in worker child %d", os.getpid())
+
+
+@worker_shutting_down.connect
+def _drain(sender: str, **_kwargs: Any) -> None:
+    # Warm shutdown (SIGTERM): the running job stops after its current epoch, checkpoints and
+    # is handed back to the queue, so the worker exits within one epoch, not one job.
+    try:
+        with session_scope(get_settings().database_url) as session:
+            count = request_drain(session, sender)
+        log.info("worker %s shutting down: %d running job(s) asked to hand back", sender, count)
+    except Exception:  # noqa: BLE001 - the reaper re-queues the job if this fails
+        log.exception("could not ask running jobs to hand back")

@@ -2,104 +2,52 @@
 
 from __future__ import annotations
 
+import enum
 import logging
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from shared.db.models import Artifact, Dataset, Job
 from shared.db.session import session_scope
-from shared.job_records import (
-    claim,
-    current_status,
-    record_artifact,
-    record_metric,
-    record_progress,
-    transition,
-    update_fields,
-)
+from shared.job_records import claim, requeue, transition
 from shared.job_state import IllegalTransition, JobStatus
 from shared.settings import Settings
-from shared.storage import ObjectStore, job_key, open_store
+from shared.storage import ObjectStore, open_store
 from workers.engine.reporter import UserError
+from workers.job_reporter import Heartbeat, JobReporter, StopReason
 
 log = logging.getLogger(__name__)
 
 
-class JobReporter:
-    """The engine's Reporter for one job: writes metrics and progress to the database and
-    artifacts to object storage as they happen."""
+class RunResult(enum.StrEnum):
+    """What became of a delivery of a job."""
 
-    def __init__(self, settings: Settings, store: ObjectStore, job_id: str) -> None:
-        self.settings = settings
-        self.store = store
-        self.job_id = job_id
-
-    def started(self, param_count: int, replicas: int, global_batch_size: int) -> None:
-        with session_scope(self.settings.database_url) as session:
-            update_fields(
-                session,
-                self.job_id,
-                param_count=param_count,
-                replicas=replicas,
-                global_batch_size=global_batch_size,
-            )
-
-    def epoch_done(
-        self,
-        step: int,
-        values: dict[str, float],
-        seconds: float,
-        progress: float,
-        eta: float | None,
-    ) -> None:
-        with session_scope(self.settings.database_url) as session:
-            record_metric(session, self.job_id, step, values, seconds)
-            record_progress(session, self.job_id, progress, eta)
-
-    def should_stop(self) -> bool:
-        with session_scope(self.settings.database_url) as session:
-            return current_status(session, self.job_id) is JobStatus.CANCELLING
-
-    def save_file(self, name: str, path: Path, content_type: str) -> None:
-        stored = self.store.put_file(job_key(self.job_id, *name.split("/")), path, content_type)
-        with session_scope(self.settings.database_url) as session:
-            record_artifact(session, self.job_id, name, stored, content_type)
-
-    def save_bytes(self, name: str, data: bytes, content_type: str) -> None:
-        stored = self.store.put_bytes(job_key(self.job_id, *name.split("/")), data, content_type)
-        with session_scope(self.settings.database_url) as session:
-            record_artifact(session, self.job_id, name, stored, content_type)
-
-    def load_file(self, name: str, path: Path) -> bool:
-        with session_scope(self.settings.database_url) as session:
-            key = session.scalar(
-                select(Artifact.storage_key).where(
-                    Artifact.job_id == self.job_id, Artifact.name == name
-                )
-            )
-        if key is None:
-            return False
-        self.store.download(key, path)
-        return True
+    SKIPPED = "skipped"  # not queued: taken by another delivery, cancelled, or finished
+    FINISHED = "finished"  # reached a terminal status (or lost to another worker)
+    REQUEUED = "requeued"  # handed back to the queue: send it again
 
 
 def _finish(
-    settings: Settings, job_id: str, target: JobStatus, message: str | None, **fields: Any
+    settings: Settings,
+    job_id: str,
+    lease: str,
+    target: JobStatus,
+    message: str | None,
+    **fields: Any,
 ) -> None:
+    """Record the end of a job we still hold (a job whose lease moved on is left alone)."""
     with session_scope(settings.database_url) as session:
-        job = session.get(Job, job_id, populate_existing=True)
-        if job is None:
+        job = session.get(Job, job_id, populate_existing=True, with_for_update=True)
+        if job is None or job.lease != lease:
+            log.warning("job %s is held by another worker now; not recording %s", job_id, target)
             return
         if target is JobStatus.SUCCEEDED and job.status == JobStatus.CANCELLING.value:
             # The cancel arrived after the last epoch: the user asked to stop, so it is cancelled.
             target, message = JobStatus.CANCELLED, "cancelled after training finished"
-        if target is JobStatus.CANCELLED and job.status == JobStatus.RUNNING.value:
-            transition(session, job, JobStatus.CANCELLING, "cancel requested")
         for name, value in fields.items():
             setattr(job, name, value)
         try:
@@ -108,11 +56,14 @@ def _finish(
             log.warning("job %s: cannot record %s from %s", job_id, target.value, job.status)
 
 
-def _failure_reason(error: Exception) -> str:
-    """What the job's error says: the user's mistake as is, anything else as internal."""
-    if isinstance(error, UserError):
-        return str(error)
-    return f"internal error: {type(error).__name__}: {error}"
+def _hand_back(settings: Settings, job_id: str, lease: str, message: str, counts: bool) -> bool:
+    """Put a job we hold back in the queue; False if it is no longer ours or no longer running."""
+    with session_scope(settings.database_url) as session:
+        job = session.get(Job, job_id, populate_existing=True, with_for_update=True)
+        if job is None or job.lease != lease or job.status != JobStatus.RUNNING.value:
+            return False
+        requeue(session, job, message, count_attempt=counts)
+        return True
 
 
 def _dataset_file(store: ObjectStore, dataset: Dataset, folder: Path) -> Path:
@@ -121,50 +72,81 @@ def _dataset_file(store: ObjectStore, dataset: Dataset, folder: Path) -> Path:
     return path
 
 
-def run_training_job(settings: Settings, job_id: str) -> None:
+def _handle_failure(
+    settings: Settings, job_id: str, lease: str, attempts: int, error: Exception
+) -> RunResult:
+    """A user's mistake fails the job at once; anything else is retried up to max_attempts."""
+    if isinstance(error, UserError):
+        _finish(settings, job_id, lease, JobStatus.FAILED, str(error))
+        return RunResult.FINISHED
+    reason = f"infrastructure error: {type(error).__name__}: {error}"
+    log.exception("job %s failed (attempt %d)", job_id, attempts)
+    if attempts < settings.max_attempts:
+        message = f"{reason}; retrying (attempt {attempts} of {settings.max_attempts})"
+        if _hand_back(settings, job_id, lease, message, counts=True):
+            return RunResult.REQUEUED
+        return RunResult.FINISHED
+    _finish(settings, job_id, lease, JobStatus.FAILED, f"{reason} (after {attempts} attempts)")
+    return RunResult.FINISHED
+
+
+def run_training_job(settings: Settings, job_id: str, worker: str = "") -> RunResult:
     """Train a queued job to its end; a duplicate delivery of a job not queued does nothing."""
     with session_scope(settings.database_url) as session:
-        job = claim(session, job_id)
+        job = claim(session, job_id, worker)
         if job is None:
             log.info("job %s is not queued; skipping this delivery", job_id)
-            return
+            return RunResult.SKIPPED
         dataset = session.get(Dataset, job.dataset_id) if job.dataset_id else None
-        kind, params = job.model_kind, dict(job.params)
+        kind, params, attempts = job.model_kind, dict(job.params), job.attempts
+        lease = str(job.lease)
+    max_runtime = params.get("max_runtime_seconds") or settings.default_max_runtime_seconds
     store = open_store(settings)
-    reporter = JobReporter(settings, store, job_id)
+    reporter = JobReporter(settings, store, job_id, lease, max_runtime)
     started = time.perf_counter()
-    try:
-        # TensorFlow is imported here, in the process that trains, never at module import.
-        from workers.engine.data import load_arrays
-        from workers.engine.training import train
+    with Heartbeat(settings, job_id, lease):
+        try:
+            # TensorFlow is imported here, in the process that trains, never at module import.
+            from workers.engine.data import load_arrays
+            from workers.engine.training import train
 
-        if dataset is None:
-            raise UserError("the job's dataset no longer exists")
-        with tempfile.TemporaryDirectory() as tmp:
-            arrays = load_arrays(
-                _dataset_file(store, dataset, Path(tmp)), params.get("max_train_images", 0)
-            )
-        outcome = train(kind, arrays, params, reporter)
-    except Exception as error:
-        reason = _failure_reason(error)
-        log.exception("job %s failed", job_id)
-        _finish(settings, job_id, JobStatus.FAILED, reason)
-        return
+            if dataset is None:
+                raise UserError("the job's dataset no longer exists")
+            with tempfile.TemporaryDirectory() as tmp:
+                folder = Path(tmp)
+                arrays = load_arrays(
+                    _dataset_file(store, dataset, folder), params.get("max_train_images", 0)
+                )
+            outcome = train(kind, arrays, params, reporter)
+        except Exception as error:
+            return _handle_failure(settings, job_id, lease, attempts, error)
     seconds = round(time.perf_counter() - started, 3)
-    if outcome.cancelled:
-        _finish(settings, job_id, JobStatus.CANCELLED, "cancelled while running")
-    else:
+    if not outcome.stopped:
         results = {**outcome.results, "train_seconds": seconds}
-        _finish(settings, job_id, JobStatus.SUCCEEDED, None, results=results, progress=1.0)
+        _finish(settings, job_id, lease, JobStatus.SUCCEEDED, None, results=results, progress=1.0)
+        return RunResult.FINISHED
+    reason = reporter.stop_reason
+    if reason is StopReason.DRAIN:
+        message = "the worker is shutting down; handed back after its last checkpoint"
+        if _hand_back(settings, job_id, lease, message, counts=False):
+            return RunResult.REQUEUED
+    elif reason is StopReason.TIMEOUT:
+        message = f"exceeded max_runtime_seconds ({max_runtime} s); the last checkpoint is kept"
+        _finish(settings, job_id, lease, JobStatus.FAILED, message)
+    elif reason is StopReason.CANCELLED:
+        _finish(settings, job_id, lease, JobStatus.CANCELLED, "cancelled while running")
+    else:
+        log.warning("job %s was taken over by another worker; this run stops", job_id)
+    return RunResult.FINISHED
 
 
-def run_sampling_job(settings: Settings, job_id: str) -> None:
+def run_sampling_job(settings: Settings, job_id: str, worker: str = "") -> RunResult:
     """Draw sample grids from the parent job's trained model."""
     with session_scope(settings.database_url) as session:
-        job = claim(session, job_id)
+        job = claim(session, job_id, worker)
         if job is None:
             log.info("job %s is not queued; skipping this delivery", job_id)
-            return
+            return RunResult.SKIPPED
         parent = session.get(Job, job.parent_id, options=[selectinload(Job.artifacts)])
         model_artifact: Artifact | None = None
         trained_with: dict[str, Any] = {}
@@ -173,8 +155,9 @@ def run_sampling_job(settings: Settings, job_id: str) -> None:
             trained_with = dict(parent.params)
         dataset = session.get(Dataset, job.dataset_id) if job.dataset_id else None
         kind, params, parent_id = job.model_kind, dict(job.params), job.parent_id
+        attempts, lease = job.attempts, str(job.lease)
     store = open_store(settings)
-    reporter = JobReporter(settings, store, job_id)
+    reporter = JobReporter(settings, store, job_id, lease)
     try:
         from workers.engine.data import load_arrays
         from workers.engine.sampling import load_model, needs_dataset, sample_images
@@ -199,8 +182,6 @@ def run_sampling_job(settings: Settings, job_id: str) -> None:
         for name, png in sample_images(kind, model, arrays, params, trained_with).items():
             reporter.save_bytes(name, png, "image/png")
     except Exception as error:
-        reason = _failure_reason(error)
-        log.exception("sampling job %s failed", job_id)
-        _finish(settings, job_id, JobStatus.FAILED, reason)
-        return
-    _finish(settings, job_id, JobStatus.SUCCEEDED, None, progress=1.0)
+        return _handle_failure(settings, job_id, lease, attempts, error)
+    _finish(settings, job_id, lease, JobStatus.SUCCEEDED, None, progress=1.0)
+    return RunResult.FINISHED

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
+from services.api.auth import register_auth
 from services.api.errors import register_error_handlers
 from services.api.routes import datasets, health, jobs
 from shared.queue import make_celery
@@ -21,6 +22,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["gentrain.store"] = open_store(settings)
     app.extensions["gentrain.celery"] = make_celery(settings, name="gentrain-api")
     register_error_handlers(app)
+    register_auth(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(datasets.bp)
     app.register_blueprint(jobs.bp)

@@ -13,8 +13,16 @@ log = logging.getLogger(__name__)
 class ApiError(Exception):
     """An error answered with its HTTP status and a clear message."""
 
-    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
+        self.headers = headers or {}
         self.status = status
         self.code = code
         self.message = message
@@ -38,7 +46,12 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(ApiError)
     def _api_error(error: ApiError) -> Response:
-        return error_response(error.status, error.code, error.message, error.field)
+        response = error_response(error.status, error.code, error.message, error.field)
+        if error.status == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="gentrain"'
+        for name, value in error.headers.items():
+            response.headers[name] = value
+        return response
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException) -> Response:

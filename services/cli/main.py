@@ -22,7 +22,7 @@ def _settings() -> Settings:
 
 
 def _client(api_url: str | None) -> ApiClient:
-    return ApiClient(api_url or _settings().api_url)
+    return ApiClient(api_url or _settings().api_url, api_key=os.environ.get("GENTRAIN_API_KEY"))
 
 
 def _migrate_if_embedded(settings: Settings) -> None:
@@ -48,10 +48,26 @@ def up(host: str | None, port: int | None) -> None:
     """Run the API and workers together (embedded default: nothing else needed)."""
     _apply_bind(host, port)
     settings = _settings()
+    _check_auth(settings)
     _migrate_if_embedded(settings)
     from services.cli.processes import run_all
 
     sys.exit(run_all(settings))
+
+
+def _check_auth(settings: Settings) -> None:
+    if settings.auth == "off" and not settings.loopback_only:
+        raise click.ClickException(
+            f"GENTRAIN_AUTH=off is allowed only on loopback, not on {settings.api_host}"
+        )
+    if settings.auth_required:
+        click.echo("API keys required (create one with `gentrain keys create OWNER`)", err=True)
+    else:
+        click.echo(
+            f"no API keys: the API listens on {settings.api_host} (loopback) only; "
+            "bind elsewhere and keys become required",
+            err=True,
+        )
 
 
 def _apply_bind(host: str | None, port: int | None) -> None:
@@ -73,6 +89,7 @@ def api(host: str | None, port: int | None, workers: int, threads: int) -> None:
     """Run the HTTP API under gunicorn."""
     _apply_bind(host, port)
     settings = _settings()
+    _check_auth(settings)
     _migrate_if_embedded(settings)
     from services.cli.processes import api_command
 
@@ -92,6 +109,62 @@ def worker(queues: str, concurrency: int, name: str) -> None:
 
     command = worker_command(settings, queues.split(","), concurrency, name)
     os.execv(command[0], command)
+
+
+@cli.command()
+def reaper() -> None:
+    """Re-queue jobs whose worker died and re-send queued jobs the broker lost (run one)."""
+    settings = _settings()
+    _migrate_if_embedded(settings)
+    from services.cli.processes import run_reaper_process
+
+    run_reaper_process(settings)
+
+
+@cli.group()
+def keys() -> None:
+    """Create, list and revoke API keys."""
+
+
+@keys.command("create")
+@click.argument("owner")
+@click.option("--admin", is_flag=True, help="the key sees every owner's jobs and datasets")
+def keys_create(owner: str, admin: bool) -> None:
+    """Create a key for OWNER; the secret is printed once and never stored."""
+    from shared.api_keys import create_key
+
+    settings = _settings()
+    _migrate_if_embedded(settings)
+    try:
+        row, secret = create_key(settings.database_url, owner, admin)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"key {row.id} for {owner}{' (admin)' if admin else ''}; keep it, it is shown once:")
+    click.echo(secret)
+
+
+@keys.command("list")
+def keys_list() -> None:
+    """List keys (prefixes only)."""
+    from shared.api_keys import list_keys
+
+    for row in list_keys(_settings().database_url):
+        state = "revoked" if row.revoked_at else "active"
+        admin = " admin" if row.is_admin else ""
+        click.echo(
+            f"{row.id}  {row.prefix}…  {row.owner}{admin}  {state}  {row.created_at:%Y-%m-%d}"
+        )
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+def keys_revoke(key_id: str) -> None:
+    """Revoke the key with id KEY_ID."""
+    from shared.api_keys import revoke_key
+
+    if not revoke_key(_settings().database_url, key_id):
+        raise click.ClickException(f"no key {key_id}")
+    click.echo(f"revoked {key_id}")
 
 
 @cli.group()

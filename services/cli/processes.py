@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -46,6 +47,28 @@ def worker_command(
     return command
 
 
+def reaper_command() -> list[str]:
+    """The reaper's command line."""
+    return [sys.executable, "-m", "services.cli.main", "reaper"]
+
+
+def run_reaper_process(settings: Settings) -> None:
+    """Run the reaper in this process until SIGTERM or Ctrl-C."""
+    import logging
+
+    from shared.queue import make_celery
+    from workers.reaper import run_reaper
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s reaper %(levelname)s %(message)s")
+
+    def stop(_signum: int, _frame: object) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    with contextlib.suppress(KeyboardInterrupt):
+        run_reaper(settings, make_celery(settings, name="gentrain-reaper"))
+
+
 def run_all(settings: Settings, api_workers: int = 2) -> int:
     """Run the API and a training and a sampling worker until Ctrl-C or SIGTERM; stop them all."""
     env = os.environ.copy()
@@ -59,6 +82,7 @@ def run_all(settings: Settings, api_workers: int = 2) -> int:
             "worker-sample",
             subprocess.Popen(worker_command(settings, [SAMPLE_QUEUE], 1, "sample"), env=env),
         ),
+        ("reaper", subprocess.Popen(reaper_command(), env=env)),
     ]
     stopping = False
 

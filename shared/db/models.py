@@ -6,7 +6,17 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -47,6 +57,9 @@ class Job(Base):
     """A training or sampling job. The database, not the queue, is the source of truth."""
 
     __tablename__ = "jobs"
+    __table_args__ = (
+        UniqueConstraint("owner", "idempotency_key", name="uq_jobs_owner_idempotency_key"),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     kind: Mapped[str] = mapped_column(String(32), index=True)
@@ -70,6 +83,15 @@ class Job(Base):
     finished_at: Mapped[datetime | None] = mapped_column()
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     heartbeat_at: Mapped[datetime | None] = mapped_column()
+    # When the job id was last put on the queue (a queued job not taken soon is sent again).
+    enqueued_at: Mapped[datetime | None] = mapped_column()
+    # Who runs it now: the worker's name and a token that changes with every claim, so a worker
+    # that lost its claim (presumed dead, job re-queued) stops writing.
+    worker: Mapped[str | None] = mapped_column(String(255))
+    lease: Mapped[str | None] = mapped_column(String(32))
+    # Set when the worker running it shuts down: stop at the next epoch and hand the job back.
+    drain_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    idempotency_key: Mapped[str | None] = mapped_column(String(128))
 
     events: Mapped[list[JobEvent]] = relationship(
         back_populates="job", order_by="JobEvent.id", cascade="all, delete-orphan"
@@ -125,3 +147,18 @@ class Artifact(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     job: Mapped[Job] = relationship(back_populates="artifacts")
+
+
+class ApiKey(Base):
+    """An API key: stored as a SHA-256 digest, shown once when created."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    owner: Mapped[str] = mapped_column(String(64), index=True)
+    # The first characters of the key, to tell keys apart in listings.
+    prefix: Mapped[str] = mapped_column(String(16))
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column()

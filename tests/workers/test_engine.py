@@ -79,7 +79,7 @@ def test_autoencoder_learns_on_real_digits(arrays: Arrays) -> None:
     assert losses[-1] < 0.7 * losses[0]
     assert "val_loss" in reporter.epochs[0][1]
     assert reporter.epochs[-1][2] == pytest.approx(1.0)
-    assert not outcome.cancelled
+    assert not outcome.stopped
     assert outcome.results["split"] == "test"
     assert outcome.results["test_mse"] < 0.07
     assert outcome.results["test_psnr_db"] > 11.5
@@ -143,12 +143,12 @@ def test_a_restarted_job_resumes_after_its_last_completed_epoch(arrays: Arrays) 
     small = load_arrays(FIXTURE, max_train_images=512)
     params = validate_training_spec("autoencoder", {"epochs": 5})
     reporter = MemoryReporter(stop_after=2)
-    assert train("autoencoder", small, params, reporter).cancelled
+    assert train("autoencoder", small, params, reporter).stopped
     first_loss = reporter.epochs[-1][1]["loss"]
     # The same job started again (same reporter: same artifacts), no longer asked to stop.
     reporter.stop_after = None
     outcome = train("autoencoder", small, params, reporter)
-    assert not outcome.cancelled
+    assert not outcome.stopped
     assert [step for step, _, _ in reporter.epochs] == [1, 2, 3, 4, 5]  # 1-2 not repeated
     assert reporter.epochs[2][1]["loss"] < first_loss * 1.05  # continued, not from scratch
 
@@ -158,7 +158,7 @@ def test_cancel_stops_at_the_epoch_boundary(arrays: Arrays) -> None:
     params = validate_training_spec("autoencoder", {"epochs": 50})
     reporter = MemoryReporter(stop_after=2)
     outcome = train("autoencoder", small, params, reporter)
-    assert outcome.cancelled
+    assert outcome.stopped
     assert [step for step, _, _ in reporter.epochs] == [1, 2]
     assert "model.keras" in reporter.files
 

@@ -17,7 +17,7 @@ CANCEL_CHECK_SECONDS = 1.0
 
 
 class JobProgress(keras.callbacks.Callback):
-    """Records each epoch's metrics, progress and ETA; stops training when the job is cancelled.
+    """Records each epoch's metrics, progress and ETA; stops training when the job must stop.
 
     ``step_scale`` > 1 means an "epoch" is a block of that many steps (the GAN): metrics are then
     keyed by global step.
@@ -28,7 +28,7 @@ class JobProgress(keras.callbacks.Callback):
         self.reporter = reporter
         self.epochs = epochs
         self.step_scale = step_scale
-        self.cancelled = False
+        self.stopped = False
         self.completed_epoch = 0
         self._epoch_started = 0.0
         self._last_check = 0.0
@@ -42,11 +42,11 @@ class JobProgress(keras.callbacks.Callback):
         if now - self._last_check >= CANCEL_CHECK_SECONDS:
             self._last_check = now
             if self.reporter.should_stop():
-                self.cancelled = True
+                self.stopped = True
                 self.model.stop_training = True
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        if self.cancelled:
+        if self.stopped:
             return  # a partial epoch is not a completed one: record nothing for it
         seconds = time.perf_counter() - self._epoch_started
         self._durations.append(seconds)
@@ -57,7 +57,7 @@ class JobProgress(keras.callbacks.Callback):
         self.reporter.epoch_done(done * self.step_scale, values, seconds, done / self.epochs, eta)
         self.completed_epoch = done
         if remaining and self.reporter.should_stop():
-            self.cancelled = True
+            self.stopped = True
             self.model.stop_training = True
 
 

@@ -24,7 +24,8 @@ PNG = "image/png"
 class TrainingOutcome:
     """How training ended and what it measured."""
 
-    cancelled: bool
+    # Stopped before its end (the reporter knows why: cancel, drain, runtime limit).
+    stopped: bool
     results: dict[str, Any] = field(default_factory=dict)
 
 
@@ -82,6 +83,6 @@ def train(
         path = Path(tmp) / MODEL_ARTIFACT
         built.export.save(path)
         reporter.save_file(MODEL_ARTIFACT, path, "application/octet-stream")
-    if progress.cancelled:
-        return TrainingOutcome(cancelled=True)
-    return TrainingOutcome(cancelled=False, results=kind.evaluate(built, arrays, params))
+    if progress.stopped:
+        return TrainingOutcome(stopped=True)
+    return TrainingOutcome(stopped=False, results=kind.evaluate(built, arrays, params))

@@ -6,6 +6,7 @@ from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import select
 
 from services.api import deps
+from services.api.auth import caller
 from services.api.errors import ApiError, not_found
 from services.api.views import dataset_view
 from shared.dataset_registry import DatasetExists, register_dataset
@@ -26,7 +27,12 @@ def upload_dataset() -> tuple[Response, int]:
     settings = deps.settings()
     try:
         dataset = register_dataset(
-            settings.database_url, deps.store(), name, upload.read(), settings.max_dataset_bytes
+            settings.database_url,
+            deps.store(),
+            name,
+            upload.read(),
+            settings.max_dataset_bytes,
+            owner=caller().owner,
         )
     except DatasetError as error:
         status = 413 if error.code == "too_large" else 422
@@ -39,8 +45,11 @@ def upload_dataset() -> tuple[Response, int]:
 @bp.get("")
 def list_datasets() -> Response:
     """All datasets, newest first."""
+    query = select(Dataset).order_by(Dataset.created_at.desc())
+    if not caller().is_admin:
+        query = query.where(Dataset.owner == caller().owner)
     with deps.db() as session:
-        rows = session.scalars(select(Dataset).order_by(Dataset.created_at.desc())).all()
+        rows = session.scalars(query).all()
         return jsonify({"items": [dataset_view(row) for row in rows]})
 
 
@@ -48,7 +57,8 @@ def list_datasets() -> Response:
 def get_dataset(name: str) -> Response:
     """One dataset by name."""
     with deps.db() as session:
-        dataset = session.scalar(select(Dataset).where(Dataset.owner == "", Dataset.name == name))
+        query = select(Dataset).where(Dataset.owner == caller().owner, Dataset.name == name)
+        dataset = session.scalar(query)
         if dataset is None:
             raise not_found("dataset", name)
         return jsonify(dataset_view(dataset))

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from flask import Blueprint, Response, jsonify, redirect, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from services.api import deps
+from services.api.auth import caller, can_see
 from services.api.errors import ApiError, not_found
 from services.api.views import job_summary, job_view, metric_view
 from shared.dataset_registry import MNIST_NAME
-from shared.db.models import Artifact, Dataset, Job, JobEvent, Metric
-from shared.job_records import metrics_of, transition
+from shared.db.models import Artifact, Dataset, Job, JobEvent, Metric, utcnow
+from shared.job_records import metrics_of, transition, update_fields
 from shared.job_specs import SpecError, validate_sample_params, validate_training_spec
 from shared.job_state import JobKind, JobStatus
 from shared.queue import SAMPLE_TASK, TRAIN_TASK, enqueue
@@ -26,8 +29,9 @@ SUBMIT_FIELDS = {"kind", "dataset", "params"}
 
 
 def _load_job(session: Session, job_id: str) -> Job:
+    """The job, if the caller may see it; another owner's job is a 404 like a missing one."""
     job = session.get(Job, job_id, options=[selectinload(Job.events), selectinload(Job.artifacts)])
-    if job is None:
+    if job is None or not can_see(job.owner):
         raise not_found("job", job_id)
     return job
 
@@ -38,19 +42,48 @@ def _latest_metric(session: Session, job_id: str) -> Metric | None:
     )
 
 
-def _enqueue_or_fail(job_id: str, task_name: str) -> None:
-    """Send the job to the queue; if the broker is down, the job fails saying so (a 503)."""
+def _enqueue(job_id: str, task_name: str) -> None:
+    """Send the job to the queue. If the broker is down the job stays queued in the database and
+    the reaper sends it once the broker is back."""
     try:
         enqueue(deps.celery(), task_name, job_id)
     except Exception as error:  # noqa: BLE001 - any broker failure
-        log.warning("enqueue of %s failed: %s", job_id, error)
-        with deps.db() as session:
-            job = session.get(Job, job_id)
-            if job is not None and job.status == JobStatus.QUEUED.value:
-                transition(session, job, JobStatus.FAILED, "the job queue is unavailable")
+        log.warning("enqueue of %s failed (the reaper will send it): %s", job_id, error)
+        return
+    with deps.db() as session:
+        update_fields(session, job_id, enqueued_at=utcnow())
+
+
+def _check_rate(session: Session, owner: str) -> None:
+    """A 429 when ``owner`` submitted too many jobs in the last minute."""
+    limit = deps.settings().submit_rate_per_minute
+    since = utcnow() - timedelta(seconds=60)
+    recent = session.scalar(
+        select(func.count()).select_from(Job).where(Job.owner == owner, Job.created_at >= since)
+    )
+    if (recent or 0) >= limit:
         raise ApiError(
-            503, "queue_unavailable", "the job queue is unavailable; try again"
-        ) from None
+            429,
+            "rate_limited",
+            f"at most {limit} submissions a minute; try again shortly",
+            headers={"Retry-After": "60"},
+        )
+
+
+def _idempotency_key() -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not 1 <= len(key) <= 128:
+        raise ApiError(
+            422, "invalid_header", "Idempotency-Key must be 1-128 characters", "Idempotency-Key"
+        )
+    return key
+
+
+def _replayed(session: Session, owner: str, key: str | None) -> str | None:
+    if key is None:
+        return None
+    query = select(Job.id).where(Job.owner == owner, Job.idempotency_key == key)
+    return session.scalar(query)
 
 
 def _created(job_id: str) -> tuple[Response, int]:
@@ -69,31 +102,54 @@ def submit_job() -> tuple[Response, int]:
     unknown = sorted(set(body) - SUBMIT_FIELDS)
     if unknown:
         raise ApiError(422, "unknown_field", f"unknown field {unknown[0]!r}", unknown[0])
+    settings = deps.settings()
     try:
-        params = validate_training_spec(body.get("kind"), body.get("params"))
+        params = validate_training_spec(
+            body.get("kind"), body.get("params"), settings.max_runtime_cap_seconds
+        )
     except SpecError as error:
         raise ApiError(422, "invalid_spec", error.message, error.field) from None
     dataset_name = body.get("dataset")
     if not isinstance(dataset_name, str) or not dataset_name:
         raise ApiError(422, "invalid_spec", "dataset must name an uploaded dataset", "dataset")
-    with deps.db() as session:
-        dataset = session.scalar(
-            select(Dataset).where(Dataset.owner == "", Dataset.name == dataset_name)
-        )
-        if dataset is None:
-            hint = ""
-            if dataset_name == MNIST_NAME:
-                hint = "; an operator registers Keras's MNIST with `gentrain datasets fetch-mnist`"
-            raise ApiError(
-                422, "unknown_dataset", f"dataset {dataset_name!r} not found{hint}", "dataset"
+    owner, key = caller().owner, _idempotency_key()
+    try:
+        with deps.db() as session:
+            if (existing := _replayed(session, owner, key)) is not None:
+                return _created(existing)
+            _check_rate(session, owner)
+            query = select(Dataset).where(Dataset.owner == owner, Dataset.name == dataset_name)
+            dataset = session.scalar(query)
+            if dataset is None:
+                hint = ""
+                if dataset_name == MNIST_NAME:
+                    hint = (
+                        "; an operator registers Keras's MNIST with `gentrain datasets fetch-mnist`"
+                    )
+                raise ApiError(
+                    422, "unknown_dataset", f"dataset {dataset_name!r} not found{hint}", "dataset"
+                )
+            kind = body["kind"]
+            job = Job(
+                kind=kind,
+                model_kind=kind,
+                dataset_id=dataset.id,
+                owner=owner,
+                params=params,
+                idempotency_key=key,
             )
-        kind = body["kind"]
-        job = Job(kind=kind, model_kind=kind, dataset_id=dataset.id, owner="", params=params)
-        session.add(job)
-        session.flush()
-        session.add(JobEvent(job_id=job.id, status=JobStatus.QUEUED.value, at=job.created_at))
-        job_id = job.id
-    _enqueue_or_fail(job_id, TRAIN_TASK)
+            session.add(job)
+            session.flush()
+            session.add(JobEvent(job_id=job.id, status=JobStatus.QUEUED.value, at=job.created_at))
+            job_id = job.id
+    except IntegrityError:
+        # The same Idempotency-Key raced in from another request: answer with that job.
+        with deps.db() as session:
+            existing = _replayed(session, owner, key)
+        if existing is None:
+            raise
+        return _created(existing)
+    _enqueue(job_id, TRAIN_TASK)
     return _created(job_id)
 
 
@@ -101,6 +157,8 @@ def submit_job() -> tuple[Response, int]:
 def list_jobs() -> Response:
     """Jobs, newest first, filtered by status and kind, then paginated."""
     query = select(Job)
+    if not caller().is_admin:
+        query = query.where(Job.owner == caller().owner)
     status = request.args.get("status")
     if status is not None:
         if status not in {s.value for s in JobStatus}:
@@ -149,7 +207,7 @@ def cancel_job(job_id: str) -> tuple[Response, int]:
     """Cancel a job: a queued one at once, a running one at its next epoch boundary."""
     with deps.db() as session:
         job = session.get(Job, job_id, with_for_update=True)
-        if job is None:
+        if job is None or not can_see(job.owner):
             raise not_found("job", job_id)
         status = JobStatus(job.status)
         if status.is_terminal():
@@ -176,7 +234,7 @@ def sample_job(job_id: str) -> tuple[Response, int]:
         raise ApiError(422, "invalid_spec", error.message, error.field) from None
     with deps.db() as session:
         parent = session.get(Job, job_id)
-        if parent is None:
+        if parent is None or not can_see(parent.owner):
             raise not_found("job", job_id)
         if parent.kind == JobKind.SAMPLE.value:
             raise ApiError(409, "conflict", "sample from a training job, not a sampling job")
@@ -196,7 +254,7 @@ def sample_job(job_id: str) -> tuple[Response, int]:
         session.flush()
         session.add(JobEvent(job_id=job.id, status=JobStatus.QUEUED.value, at=job.created_at))
         new_id = job.id
-    _enqueue_or_fail(new_id, SAMPLE_TASK)
+    _enqueue(new_id, SAMPLE_TASK)
     return _created(new_id)
 
 
@@ -204,7 +262,8 @@ def sample_job(job_id: str) -> tuple[Response, int]:
 def get_artifact(job_id: str, name: str) -> ResponseReturnValue:
     """Stream an artifact, or redirect to a short-lived presigned URL on S3."""
     with deps.db() as session:
-        if session.get(Job, job_id) is None:
+        owner = session.scalar(select(Job.owner).where(Job.id == job_id))
+        if owner is None or not can_see(owner):
             raise not_found("job", job_id)
         artifact = session.scalar(
             select(Artifact).where(Artifact.job_id == job_id, Artifact.name == name)
