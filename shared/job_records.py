@@ -103,12 +103,27 @@ def requeue(session: Session, job: Job, message: str, count_attempt: bool = True
 
 
 def record_metric(
-    session: Session, job_id: str, step: int, values: dict[str, float], seconds: float | None
+    session: Session,
+    job_id: str,
+    step: int,
+    values: dict[str, float],
+    seconds: float | None,
+    attempt: int = 1,
+    only_if_absent: bool = False,
 ) -> None:
-    """Store one epoch's (or step block's) metrics, replacing any earlier row for that step."""
-    existing = session.scalar(select(Metric).where(Metric.job_id == job_id, Metric.step == step))
+    """Store one epoch's (or step block's) metrics as trained by ``attempt``.
+
+    Rows are kept per attempt, so an epoch trained twice would show as two rows (the API shows the
+    latest); ``only_if_absent`` records nothing if any attempt already recorded that step.
+    """
+    rows = session.scalars(select(Metric).where(Metric.job_id == job_id, Metric.step == step)).all()
+    if only_if_absent and rows:
+        return
+    existing = next((row for row in rows if row.attempt == attempt), None)
     if existing is None:
-        session.add(Metric(job_id=job_id, step=step, values=values, seconds=seconds))
+        session.add(
+            Metric(job_id=job_id, step=step, values=values, seconds=seconds, attempt=attempt)
+        )
     else:
         existing.values = values
         existing.seconds = seconds
@@ -133,10 +148,12 @@ def record_artifact(
 
 
 def metrics_of(session: Session, job_id: str) -> list[Metric]:
-    """A job's metrics in step order."""
-    return list(
-        session.scalars(select(Metric).where(Metric.job_id == job_id).order_by(Metric.step))
+    """A job's metrics in step order, one row per step (the latest attempt's)."""
+    rows = session.scalars(
+        select(Metric).where(Metric.job_id == job_id).order_by(Metric.step, Metric.attempt)
     )
+    latest: dict[int, Metric] = {row.step: row for row in rows}
+    return list(latest.values())
 
 
 def update_fields(session: Session, job_id: str, **fields: Any) -> None:

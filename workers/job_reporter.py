@@ -45,8 +45,10 @@ class JobReporter:
         store: ObjectStore,
         job_id: str,
         lease: str,
+        attempt: int = 1,
         max_runtime_seconds: float | None = None,
     ) -> None:
+        self.attempt = attempt
         self.settings = settings
         self.store = store
         self.job_id = job_id
@@ -73,7 +75,21 @@ class JobReporter:
         eta: float | None,
     ) -> None:
         with session_scope(self.settings.database_url) as session:
-            record_metric(session, self.job_id, step, values, seconds)
+            record_metric(session, self.job_id, step, values, seconds, self.attempt)
+            record_progress(session, self.job_id, progress, eta)
+
+    def epoch_replayed(
+        self,
+        step: int,
+        values: dict[str, float],
+        seconds: float,
+        progress: float,
+        eta: float | None,
+    ) -> None:
+        with session_scope(self.settings.database_url) as session:
+            record_metric(
+                session, self.job_id, step, values, seconds, self.attempt, only_if_absent=True
+            )
             record_progress(session, self.job_id, progress, eta)
 
     def should_stop(self) -> bool:

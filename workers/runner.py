@@ -102,7 +102,7 @@ def run_training_job(settings: Settings, job_id: str, worker: str = "") -> RunRe
         lease = str(job.lease)
     max_runtime = params.get("max_runtime_seconds") or settings.default_max_runtime_seconds
     store = open_store(settings)
-    reporter = JobReporter(settings, store, job_id, lease, max_runtime)
+    reporter = JobReporter(settings, store, job_id, lease, attempts, max_runtime)
     started = time.perf_counter()
     with Heartbeat(settings, job_id, lease):
         try:
@@ -157,7 +157,7 @@ def run_sampling_job(settings: Settings, job_id: str, worker: str = "") -> RunRe
         kind, params, parent_id = job.model_kind, dict(job.params), job.parent_id
         attempts, lease = job.attempts, str(job.lease)
     store = open_store(settings)
-    reporter = JobReporter(settings, store, job_id, lease)
+    reporter = JobReporter(settings, store, job_id, lease, attempts)
     try:
         from workers.engine.data import load_arrays
         from workers.engine.sampling import load_model, needs_dataset, sample_images

@@ -120,12 +120,16 @@ class Metric(Base):
     """Metrics of one epoch (or one block of GAN steps) of a training job."""
 
     __tablename__ = "metrics"
-    __table_args__ = (UniqueConstraint("job_id", "step", name="uq_metrics_job_step"),)
+    __table_args__ = (
+        UniqueConstraint("job_id", "step", "attempt", name="uq_metrics_job_step_attempt"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
     # The epoch number (1-based) or, for step-counted models, the global step.
     step: Mapped[int] = mapped_column(Integer)
+    # Which attempt of the job trained it (a job re-queued after a crash resumes in a new one).
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
     values: Mapped[dict[str, Any]] = mapped_column(JSON)
     seconds: Mapped[float | None] = mapped_column(Float)
     at: Mapped[datetime] = mapped_column(default=utcnow)

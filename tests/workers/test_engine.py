@@ -41,6 +41,10 @@ class MemoryReporter:
     def epoch_done(self, step, values, seconds, progress, eta) -> None:  # type: ignore[no-untyped-def]
         self.epochs.append((step, values, progress))
 
+    def epoch_replayed(self, step, values, seconds, progress, eta) -> None:  # type: ignore[no-untyped-def]
+        if all(recorded != step for recorded, _, _ in self.epochs):
+            self.epochs.append((step, values, progress))
+
     def should_stop(self) -> bool:
         return self.stop_after is not None and len(self.epochs) >= self.stop_after
 

@@ -1,4 +1,4 @@
-"""Keras callbacks reporting to the job as training runs: metrics, progress, cancel, checkpoints."""
+"""Keras callbacks reporting to the job as training runs: checkpoints, metrics, progress, stop."""
 
 from __future__ import annotations
 
@@ -10,26 +10,35 @@ from typing import Any
 
 import keras
 
-from workers.engine.checkpoints import CHECKPOINT_ARTIFACT, save_checkpoint
+from workers.engine.checkpoints import CHECKPOINT_ARTIFACT, EpochRecord, save_checkpoint
 from workers.engine.reporter import Reporter
 
-CANCEL_CHECK_SECONDS = 1.0
+STOP_CHECK_SECONDS = 1.0
 
 
 class JobProgress(keras.callbacks.Callback):
-    """Records each epoch's metrics, progress and ETA; stops training when the job must stop.
+    """After each completed epoch: checkpoint, then metrics, progress and ETA; between batches,
+    a cheap check whether the job must stop (cancel, drain, runtime limit).
 
     ``step_scale`` > 1 means an "epoch" is a block of that many steps (the GAN): metrics are then
     keyed by global step.
     """
 
-    def __init__(self, reporter: Reporter, epochs: int, step_scale: int = 1) -> None:
+    def __init__(
+        self,
+        reporter: Reporter,
+        epochs: int,
+        step_scale: int,
+        model: keras.Model,
+        optimizers: Sequence[keras.optimizers.Optimizer],
+    ) -> None:
         super().__init__()
         self.reporter = reporter
         self.epochs = epochs
         self.step_scale = step_scale
+        self.target = model
+        self.optimizers = optimizers
         self.stopped = False
-        self.completed_epoch = 0
         self._epoch_started = 0.0
         self._last_check = 0.0
         self._durations: list[float] = []
@@ -39,7 +48,7 @@ class JobProgress(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         now = time.perf_counter()
-        if now - self._last_check >= CANCEL_CHECK_SECONDS:
+        if now - self._last_check >= STOP_CHECK_SECONDS:
             self._last_check = now
             if self.reporter.should_stop():
                 self.stopped = True
@@ -47,43 +56,21 @@ class JobProgress(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if self.stopped:
-            return  # a partial epoch is not a completed one: record nothing for it
+            return  # a partial epoch is not a completed one: the last checkpoint stays
         seconds = time.perf_counter() - self._epoch_started
         self._durations.append(seconds)
         done = epoch + 1
-        remaining = self.epochs - done
-        eta = remaining * sum(self._durations) / len(self._durations)
+        eta = (self.epochs - done) * sum(self._durations) / len(self._durations)
         values = {key: float(value) for key, value in (logs or {}).items()}
-        self.reporter.epoch_done(done * self.step_scale, values, seconds, done / self.epochs, eta)
-        self.completed_epoch = done
-        if remaining and self.reporter.should_stop():
-            self.stopped = True
-            self.model.stop_training = True
-
-
-class SaveCheckpoint(keras.callbacks.Callback):
-    """After each completed epoch, stores weights and optimizer state as the job's checkpoint."""
-
-    def __init__(
-        self,
-        reporter: Reporter,
-        model: keras.Model,
-        optimizers: Sequence[keras.optimizers.Optimizer],
-        progress: JobProgress,
-    ) -> None:
-        super().__init__()
-        self.reporter = reporter
-        self.target = model
-        self.optimizers = optimizers
-        self.progress = progress
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        if self.progress.completed_epoch != epoch + 1:
-            return  # the epoch was interrupted: the last checkpoint stays the last complete one
+        record = EpochRecord(done * self.step_scale, values, seconds, done / self.epochs, eta)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "checkpoint.npz"
-            save_checkpoint(path, self.target, self.optimizers, epoch + 1)
+            save_checkpoint(path, self.target, self.optimizers, done, record)
             self.reporter.save_file(CHECKPOINT_ARTIFACT, path, "application/octet-stream")
+        self.reporter.epoch_done(record.step, values, seconds, record.progress, eta)
+        if done < self.epochs and self.reporter.should_stop():
+            self.stopped = True
+            self.model.stop_training = True
 
 
 class EverySoManyEpochs(keras.callbacks.Callback):

@@ -24,6 +24,17 @@ class Reporter(Protocol):
         """One epoch (or block of steps) finished with these metrics."""
         ...
 
+    def epoch_replayed(
+        self,
+        step: int,
+        values: dict[str, float],
+        seconds: float,
+        progress: float,
+        eta: float | None,
+    ) -> None:
+        """A resumed job's last checkpointed epoch: record it unless already recorded."""
+        ...
+
     def should_stop(self) -> bool:
         """Whether the job has been asked to stop (cancel); cheap enough to call every second."""
         ...

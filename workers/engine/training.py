@@ -9,7 +9,7 @@ from typing import Any
 
 import keras
 
-from workers.engine.callbacks import EverySoManyEpochs, JobProgress, SaveCheckpoint
+from workers.engine.callbacks import EverySoManyEpochs, JobProgress
 from workers.engine.checkpoints import CHECKPOINT_ARTIFACT, restore_checkpoint
 from workers.engine.data import Arrays
 from workers.engine.distribution import make_strategy
@@ -48,7 +48,9 @@ def train(
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "checkpoint.npz"
         if reporter.load_file(CHECKPOINT_ARTIFACT, path):
-            initial_epoch = restore_checkpoint(path, built.model, built.optimizers)
+            initial_epoch, last = restore_checkpoint(path, built.model, built.optimizers)
+            # Recorded already unless the job died between checkpoint and metrics: idempotent.
+            reporter.epoch_replayed(last.step, last.values, last.seconds, last.progress, last.eta)
     reporter.started(built.model.count_params(), replicas, global_batch)
 
     unit = "step" if plan.step_scale > 1 else "epoch"
@@ -57,11 +59,8 @@ def train(
         name = f"samples/{unit}-{epoch * plan.step_scale:06d}.png"
         reporter.save_bytes(name, kind.preview(built, arrays, params), PNG)
 
-    progress = JobProgress(reporter, plan.epochs, plan.step_scale)
-    callbacks: list[keras.callbacks.Callback] = [
-        progress,
-        SaveCheckpoint(reporter, built.model, built.optimizers, progress),
-    ]
+    progress = JobProgress(reporter, plan.epochs, plan.step_scale, built.model, built.optimizers)
+    callbacks: list[keras.callbacks.Callback] = [progress]
     # sample_every counts epochs, or steps for step-counted kinds (rounded to whole blocks).
     sample_every = params.get("sample_every", 0) // plan.step_scale
     if sample_every:
