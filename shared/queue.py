@@ -73,5 +73,5 @@ def enqueue(app: Celery, task_name: str, job_id: str) -> None:
 def queue_length(app: Celery, queue: str) -> int:
     """Messages waiting in ``queue`` (not counting ones a worker has taken)."""
     with app.connection_for_write() as connection:
-        declared = connection.default_channel.queue_declare(queue=queue, passive=True)
+        declared = connection.default_channel.queue_declare(queue=queue)
         return int(declared.message_count)

@@ -195,11 +195,9 @@ def get_job(job_id: str) -> Response:
 def get_metrics(job_id: str) -> Response:
     """Every recorded epoch (or step block) of a job's metrics."""
     with deps.db() as session:
-        if session.get(Job, job_id) is None:
-            raise not_found("job", job_id)
-        return jsonify(
-            {"job_id": job_id, "items": [metric_view(m) for m in metrics_of(session, job_id)]}
-        )
+        _load_job(session, job_id)
+        items = [metric_view(m) for m in metrics_of(session, job_id)]
+        return jsonify({"job_id": job_id, "items": items})
 
 
 @bp.post("/<job_id>/cancel")
