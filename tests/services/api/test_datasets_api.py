@@ -57,6 +57,19 @@ def pickled_npz() -> bytes:
     return buffer.getvalue()
 
 
+def zip_bomb() -> bytes:
+    """A tiny archive that declares 600 MiB of zeros inside (over the 512 MiB default limit)."""
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        with archive.open("x_train.npy", "w", force_zip64=True) as member:
+            chunk = b"\0" * (1024 * 1024)
+            for _ in range(600):
+                member.write(chunk)
+    return buffer.getvalue()
+
+
 def npz(**arrays: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)  # type: ignore[arg-type]
@@ -67,6 +80,7 @@ def npz(**arrays: np.ndarray) -> bytes:
     ("data", "name", "status", "field"),
     [
         (pickled_npz(), "evil", 422, "file"),
+        (zip_bomb(), "bomb", 413, "file"),
         (npz(x_train=np.zeros((3, 30, 30), np.uint8)), "shape", 422, "x_train"),
         (npz(x_train=np.zeros((3, 28, 28), np.int16)), "dtype", 422, "x_train"),
         (b"", "empty", 422, "file"),
