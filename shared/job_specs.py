@@ -47,6 +47,9 @@ class Param:
 
 _COMMON = {
     "max_train_images": Param(int, 0, 0, 10_000_000, "use only the first N images (0: all)"),
+    "mixed_precision": Param(
+        bool, False, help="bfloat16 on CPUs, float16 on GPUs (see docs/engine-benchmarks.md)"
+    ),
     "max_runtime_seconds": Param(
         int, 0, 0, 10**8, "stop and fail after this long (0: the service default)"
     ),

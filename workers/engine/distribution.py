@@ -3,9 +3,12 @@ the CPU is split, as in tests); a single device trains under the default strateg
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import Literal
 
+import keras
 import tensorflow as tf
 
 
@@ -36,3 +39,19 @@ def jit_compile_setting() -> bool | Literal["auto"]:
     """XLA off on CPU-only machines (measured 8× slower on the GAN step here), Keras's choice
     on GPUs."""
     return "auto" if tf.config.list_logical_devices("GPU") else False
+
+
+def mixed_policy_name() -> str:
+    """The mixed-precision policy for this machine: float16 on GPUs, bfloat16 on CPUs."""
+    return "mixed_float16" if tf.config.list_logical_devices("GPU") else "mixed_bfloat16"
+
+
+@contextmanager
+def dtype_policy(mixed: bool) -> Iterator[str]:
+    """Layers built inside use the mixed policy when ``mixed`` (else float32); reset afterwards."""
+    name = mixed_policy_name() if mixed else "float32"
+    keras.config.set_dtype_policy(name)
+    try:
+        yield name
+    finally:
+        keras.config.set_dtype_policy("float32")

@@ -78,7 +78,7 @@ class GAN(keras.Model):
         with tf.GradientTape() as tape:
             predictions = self.discriminator(images, training=True)
             d_loss = self.bce(labels, predictions)
-            scaled = self._replica_scaled(d_loss)
+            scaled = self.d_optimizer.scale_loss(self._replica_scaled(d_loss))
         grads = tape.gradient(scaled, self.discriminator.trainable_weights)
         self.d_optimizer.apply_gradients(
             zip(grads, self.discriminator.trainable_weights, strict=True)
@@ -88,7 +88,7 @@ class GAN(keras.Model):
         with tf.GradientTape() as tape:
             judged = self.discriminator(self.generator(latent, training=True), training=True)
             g_loss = self.bce(tf.ones((batch, 1)), judged)
-            scaled = self._replica_scaled(g_loss)
+            scaled = self.g_optimizer.scale_loss(self._replica_scaled(g_loss))
         grads = tape.gradient(scaled, self.generator.trainable_weights)
         self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_weights, strict=True))
 

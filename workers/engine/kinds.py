@@ -236,6 +236,10 @@ class Gan(Kind):
         gan = GAN(build_discriminator(), generator, params["latent_dim"])
         d_opt = keras.optimizers.Adam(params["learning_rate"])
         g_opt = keras.optimizers.Adam(params["learning_rate"])
+        if keras.config.dtype_policy().name == "mixed_float16":
+            # float16 gradients underflow without loss scaling (bfloat16 has float32's range).
+            d_opt = keras.optimizers.LossScaleOptimizer(d_opt)
+            g_opt = keras.optimizers.LossScaleOptimizer(g_opt)
         gan.compile(d_opt, g_opt, params["label_smoothing"], jit_compile=jit_compile_setting())
         return Built(gan, [d_opt, g_opt], generator)
 

@@ -13,7 +13,8 @@ def build_classifier(hidden: int = 64) -> keras.Model:
     inputs = keras.Input(shape=(784,), name="digits")
     x = layers.Dense(hidden, activation="relu", name="dense_1")(inputs)
     x = layers.Dense(hidden, activation="relu", name="dense_2")(x)
-    outputs = layers.Dense(10, name="predictions")(x)
+    # Outputs stay float32 under a mixed-precision policy (losses and metrics need the range).
+    outputs = layers.Dense(10, name="predictions", dtype="float32")(x)
     return keras.Model(inputs, outputs, name="classifier")
 
 
@@ -21,7 +22,7 @@ def build_autoencoder(encoding_dim: int = 32) -> keras.Model:
     """The seed's dense autoencoder: 784 → encoding_dim (relu) → 784 (sigmoid)."""
     inputs = keras.Input(shape=(784,), name="image")
     encoded = layers.Dense(encoding_dim, activation="relu", name="encoded")(inputs)
-    decoded = layers.Dense(784, activation="sigmoid", name="decoded")(encoded)
+    decoded = layers.Dense(784, activation="sigmoid", name="decoded", dtype="float32")(encoded)
     return keras.Model(inputs, decoded, name="autoencoder")
 
 
@@ -35,7 +36,7 @@ def build_discriminator(depth: int = 64, dropout: float = 0.4) -> keras.Model:
         )(x)
         x = layers.Dropout(dropout, name=f"dropout_{i}")(x)
     x = layers.Flatten(name="flatten")(x)
-    outputs = layers.Dense(1, activation="sigmoid", name="real")(x)
+    outputs = layers.Dense(1, activation="sigmoid", name="real", dtype="float32")(x)
     return keras.Model(inputs, outputs, name="discriminator")
 
 
@@ -52,5 +53,7 @@ def build_generator(latent_dim: int = 32, depth: int = 64, dropout: float = 0.4)
         x = layers.Conv2DTranspose(filters, 5, padding="same", name=f"deconv_{i}")(x)
         x = layers.BatchNormalization(momentum=0.9, name=f"bn_{i}")(x)
         x = layers.LeakyReLU(name=f"act_{i}")(x)
-    outputs = layers.Conv2D(1, 5, padding="same", activation="sigmoid", name="image")(x)
+    outputs = layers.Conv2D(
+        1, 5, padding="same", activation="sigmoid", name="image", dtype="float32"
+    )(x)
     return keras.Model(inputs, outputs, name="generator")

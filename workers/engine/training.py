@@ -12,7 +12,7 @@ import keras
 from workers.engine.callbacks import EverySoManyEpochs, JobProgress
 from workers.engine.checkpoints import CHECKPOINT_ARTIFACT, restore_checkpoint
 from workers.engine.data import Arrays
-from workers.engine.distribution import make_strategy
+from workers.engine.distribution import dtype_policy, make_strategy
 from workers.engine.kinds import KINDS
 from workers.engine.reporter import Reporter, UserError
 
@@ -40,7 +40,7 @@ def train(
     strategy = make_strategy()
     replicas = strategy.num_replicas_in_sync
     global_batch = params["batch_size"] * replicas
-    with strategy.scope():
+    with strategy.scope(), dtype_policy(params.get("mixed_precision", False)):
         built = kind.build(params)
     plan = kind.plan(arrays, params, global_batch)
 
