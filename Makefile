@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-fast lint bench clean
+.PHONY: install run test test-fast lint check-deploy bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy services shared workers
+
+# docker-compose files, Dockerfile, start scripts and Kubernetes manifests, checked statically.
+check-deploy:
+	bash deploy/install-checkers.sh
+	bash deploy/check.sh
 
 bench: install
 	$(BIN)/python bench/api_load.py

@@ -18,6 +18,7 @@ SAMPLE_QUEUE = "sample"
 def celery_config(settings: Settings) -> dict[str, Any]:
     """Celery configuration derived from the service settings."""
     transport_options: dict[str, Any] = {}
+    events = False
     if settings.broker_url.startswith("filesystem://"):
         for sub in ("in", "processed"):
             (settings.broker_dir / sub).mkdir(parents=True, exist_ok=True)
@@ -33,6 +34,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # the default 1 h. Duplicates are harmless anyway: a worker only runs a job it can claim
         # from "queued" in the database.
         transport_options = {"visibility_timeout": 12 * 3600}
+        # Task events feed Celery Flower (the filesystem broker has no fanout to carry them).
+        events = True
     return {
         "broker_url": settings.broker_url,
         "broker_transport_options": transport_options,
@@ -55,6 +58,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         },
         "worker_hijack_root_logger": False,
         "broker_connection_timeout": 5,
+        "worker_send_task_events": events,
+        "task_send_sent_event": events,
     }
 
 
