@@ -66,6 +66,14 @@ class JobReporter:
                 global_batch_size=global_batch_size,
             )
 
+    def _record_epoch(
+        self, step: int, values: dict[str, float], seconds: float, progress: float, eta: float | None,
+        only_if_absent: bool,
+    ) -> None:  # fmt: skip
+        with session_scope(self.settings.database_url) as session:
+            record_metric(session, self.job_id, step, values, seconds, self.attempt, only_if_absent)
+            record_progress(session, self.job_id, progress, eta)
+
     def epoch_done(
         self,
         step: int,
@@ -74,9 +82,7 @@ class JobReporter:
         progress: float,
         eta: float | None,
     ) -> None:
-        with session_scope(self.settings.database_url) as session:
-            record_metric(session, self.job_id, step, values, seconds, self.attempt)
-            record_progress(session, self.job_id, progress, eta)
+        self._record_epoch(step, values, seconds, progress, eta, only_if_absent=False)
 
     def epoch_replayed(
         self,
@@ -86,11 +92,7 @@ class JobReporter:
         progress: float,
         eta: float | None,
     ) -> None:
-        with session_scope(self.settings.database_url) as session:
-            record_metric(
-                session, self.job_id, step, values, seconds, self.attempt, only_if_absent=True
-            )
-            record_progress(session, self.job_id, progress, eta)
+        self._record_epoch(step, values, seconds, progress, eta, only_if_absent=True)
 
     def should_stop(self) -> bool:
         if self.stop_reason is not None:
