@@ -67,9 +67,14 @@ class JobReporter:
             )
 
     def _record_epoch(
-        self, step: int, values: dict[str, float], seconds: float, progress: float, eta: float | None,
+        self,
+        step: int,
+        values: dict[str, float],
+        seconds: float,
+        progress: float,
+        eta: float | None,
         only_if_absent: bool,
-    ) -> None:  # fmt: skip
+    ) -> None:
         with session_scope(self.settings.database_url) as session:
             record_metric(session, self.job_id, step, values, seconds, self.attempt, only_if_absent)
             record_progress(session, self.job_id, progress, eta)
