@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +39,8 @@ class Param:
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise SpecError(field, f"{field} must be a number")
             value = float(value)
+            if not math.isfinite(value):
+                raise SpecError(field, f"{field} must be a finite number")
         if self.low is not None and value < self.low:
             raise SpecError(field, f"{field} must be at least {self.low:g}")
         if self.high is not None and value > self.high:

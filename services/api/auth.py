@@ -45,6 +45,9 @@ def register_auth(app: Flask) -> None:
 
     @app.before_request
     def _authenticate() -> None:
+        if "\x00" in request.path:
+            # No id or name holds a NUL; PostgreSQL cannot even compare one.
+            raise ApiError(404, "not_found", "no such resource")
         settings = deps.settings()
         if not settings.auth_required:
             # Loopback only, no keys: a single local user who sees everything.

@@ -16,6 +16,7 @@ from services.api.auth import caller, can_see
 from services.api.errors import ApiError, not_found
 from services.api.views import job_summary, job_view, metric_view
 from shared.dataset_registry import MNIST_NAME
+from shared.datasets import DATASET_NAME
 from shared.db.models import Artifact, Dataset, Job, JobEvent, Metric, utcnow
 from shared.job_records import metrics_of, transition, update_fields
 from shared.job_specs import SpecError, validate_sample_params, validate_training_spec
@@ -72,9 +73,12 @@ def _check_rate(session: Session, owner: str) -> None:
 
 def _idempotency_key() -> str | None:
     key = request.headers.get("Idempotency-Key")
-    if key is not None and not 1 <= len(key) <= 128:
+    if key is not None and (not 1 <= len(key) <= 128 or not key.isprintable()):
         raise ApiError(
-            422, "invalid_header", "Idempotency-Key must be 1-128 characters", "Idempotency-Key"
+            422,
+            "invalid_header",
+            "Idempotency-Key must be 1-128 printable characters",
+            "Idempotency-Key",
         )
     return key
 
@@ -110,7 +114,7 @@ def submit_job() -> tuple[Response, int]:
     except SpecError as error:
         raise ApiError(422, "invalid_spec", error.message, error.field) from None
     dataset_name = body.get("dataset")
-    if not isinstance(dataset_name, str) or not dataset_name:
+    if not isinstance(dataset_name, str) or not DATASET_NAME.match(dataset_name):
         raise ApiError(422, "invalid_spec", "dataset must name an uploaded dataset", "dataset")
     owner, key = caller().owner, _idempotency_key()
     try:

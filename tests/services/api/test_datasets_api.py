@@ -62,11 +62,13 @@ def zip_bomb() -> bytes:
     import zipfile
 
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        with archive.open("x_train.npy", "w", force_zip64=True) as member:
-            chunk = b"\0" * (1024 * 1024)
-            for _ in range(600):
-                member.write(chunk)
+    with (
+        zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive,
+        archive.open("x_train.npy", "w", force_zip64=True) as member,
+    ):
+        chunk = b"\0" * (1024 * 1024)
+        for _ in range(600):
+            member.write(chunk)
     return buffer.getvalue()
 
 

@@ -1,0 +1,455 @@
+"""The OpenAPI 3.1 document of the v1 API, built from the routes' behaviour and the job specs.
+
+Parameter schemas come from ``shared.job_specs`` so the document cannot drift from validation.
+Never imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from services.api.auth import PUBLIC_PATHS
+from services.api.routes import datasets, health, jobs
+from shared.datasets import ARRAY_NAMES, DATASET_NAME
+from shared.job_specs import SAMPLE_PARAMS, TRAINING_PARAMS, Param
+from shared.job_state import JobKind, JobStatus
+from shared.settings import Settings
+
+Schema = dict[str, Any]
+
+OPENAPI_VERSION = "3.1.0"
+BINARY: Schema = {"type": "string", "format": "binary"}
+JSON = "application/json"
+OCTETS = "application/octet-stream"
+FORM = "multipart/form-data"
+DATASET_LINK = {"operationId": "getDataset", "parameters": {"name": "$response.body#/name"}}
+
+# The error answers the routes give, by status: (component name, description).
+ERRORS: dict[int, tuple[str, str]] = {
+    400: ("BadRequest", "Malformed request: invalid JSON, or a missing multipart field."),
+    401: ("Unauthorized", "No API key, or an unknown or revoked one."),
+    404: ("NotFound", "No such job, dataset or artifact (another owner's rows are 404 too)."),
+    409: ("Conflict", "Conflicts with the current state (a finished job, an existing name)."),
+    413: ("TooLarge", "The request body or the unpacked upload is over the limit."),
+    415: ("UnsupportedMediaType", "The body is not sent as application/json."),
+    422: ("Invalid", "A field, parameter or header is invalid; `field` names it."),
+    429: ("RateLimited", "Too many submissions in the last minute; retry after Retry-After."),
+}
+
+
+def ref(name: str, section: str = "schemas") -> Schema:
+    """A reference to a component."""
+    return {"$ref": f"#/components/{section}/{name}"}
+
+
+def string(**keywords: Any) -> Schema:
+    """A string schema."""
+    return {"type": "string", **keywords}
+
+
+def nullable(schema: Schema) -> Schema:
+    """``schema`` or null (OpenAPI 3.1 style)."""
+    if "$ref" in schema:
+        return {"anyOf": [schema, {"type": "null"}]}
+    return {**schema, "type": [schema["type"], "null"]}
+
+
+def integer(minimum: int | None = 0, **keywords: Any) -> Schema:
+    """An integer schema, by default non-negative."""
+    schema: Schema = {"type": "integer", **keywords}
+    if minimum is not None:
+        schema["minimum"] = minimum
+    return schema
+
+
+def timestamp(null: bool = False) -> Schema:
+    """An ISO 8601 timestamp in UTC."""
+    schema = string(format="date-time")
+    return nullable(schema) if null else schema
+
+
+def array(items: Schema) -> Schema:
+    """An array of ``items``."""
+    return {"type": "array", "items": items}
+
+
+def obj(properties: dict[str, Schema], optional: tuple[str, ...] = (), **keywords: Any) -> Schema:
+    """A closed object: every property but ``optional`` is required, no others are allowed."""
+    schema: Schema = {"type": "object", "properties": properties}
+    required = [name for name in properties if name not in optional]
+    if required:
+        schema["required"] = required
+    return {**schema, "additionalProperties": False, **keywords}
+
+
+def enum_of(values: Any) -> Schema:
+    """A string enum of the values of a StrEnum (or any iterable of strings)."""
+    return string(enum=[str(value) for value in values])
+
+
+def param_schema(name: str, param: Param, caps: dict[str, int]) -> Schema:
+    """One job parameter: type, bounds, default and help, as ``Param.coerce`` checks them."""
+    kind = {bool: "boolean", int: "integer", float: "number"}[param.type]
+    schema: Schema = {"type": kind, "default": param.default}
+    if param.help:
+        schema["description"] = param.help
+    cast = int if param.type is int else float
+    if param.low is not None:
+        schema["minimum"] = cast(param.low)
+    high = param.high
+    if name in caps:
+        high = caps[name] if high is None else min(high, caps[name])
+    if high is not None:
+        schema["maximum"] = cast(high)
+    return schema
+
+
+def params_schema(params: dict[str, Param], caps: dict[str, int], description: str) -> Schema:
+    """An object of optional parameters; unknown ones are refused (422)."""
+    properties = {name: param_schema(name, param, caps) for name, param in params.items()}
+    return obj(properties, optional=tuple(properties), description=description)
+
+
+def submission_schema(kind: str) -> Schema:
+    """The body of ``POST /v1/jobs`` for one model kind."""
+    properties = {
+        "kind": string(enum=[kind]),
+        "dataset": string(
+            pattern=DATASET_NAME.pattern, description="an uploaded dataset", examples=["mnist"]
+        ),
+        "params": ref(f"{kind.capitalize()}Params"),
+    }
+    return obj(properties, optional=("params",))
+
+
+def json_content(schema: Schema) -> dict[str, Any]:
+    """A JSON media type entry."""
+    return {JSON: {"schema": schema}}
+
+
+def header(description: str, schema: Schema | None = None) -> dict[str, Any]:
+    """A required response header."""
+    return {"description": description, "required": True, "schema": schema or string()}
+
+
+def response(description: str, schema: Schema | None = None, **extra: Any) -> dict[str, Any]:
+    """A response with an optional JSON body, and its ``headers`` or ``links`` if given."""
+    result: dict[str, Any] = {"description": description}
+    result.update({name: value for name, value in extra.items() if value})
+    if schema is not None:
+        result["content"] = json_content(schema)
+    return result
+
+
+def job_links() -> dict[str, Any]:
+    """Where an answer with a job leads: its id feeds these operations."""
+    job_id = {"job_id": "$response.body#/id"}
+    names = ("getJob", "getMetrics", "cancelJob", "sampleJob")
+    return {name: {"operationId": name, "parameters": job_id} for name in names}
+
+
+def job_properties() -> tuple[dict[str, Schema], dict[str, Schema]]:
+    """The properties of a job's short view, and of its full view (``services/api/views.py``)."""
+    training = [kind for kind in JobKind if kind.is_training]
+    summary = {
+        "id": string(),
+        "kind": enum_of(JobKind),
+        "model_kind": enum_of(training),
+        "status": enum_of(JobStatus),
+        "progress": {"type": "number", "minimum": 0, "maximum": 1},
+        "dataset": nullable(string()),
+        "parent_id": nullable(string(description="the training job a sampling job draws from")),
+        "created_at": timestamp(),
+        "finished_at": timestamp(null=True),
+    }
+    full = {
+        **summary,
+        "params": {"type": "object", "description": "every parameter, defaults filled in"},
+        "attempts": integer(),
+        "error": nullable(string()),
+        "eta_seconds": nullable({"type": "number"}),
+        "started_at": timestamp(null=True),
+        "updated_at": timestamp(),
+        "heartbeat_at": timestamp(null=True),
+        "param_count": nullable(integer()),
+        "replicas": nullable(integer()),
+        "global_batch_size": nullable(integer()),
+        "latest_metrics": nullable(ref("Metric")),
+        "results": {"type": "object"},
+        "history": array(ref("JobEvent")),
+        "artifacts": array(ref("Artifact")),
+    }
+    return summary, full
+
+
+def schemas(settings: Settings) -> dict[str, Schema]:
+    """Every schema component: views, lists, errors, submissions and per-kind parameters."""
+    caps = {"max_runtime_seconds": settings.max_runtime_cap_seconds}
+    summary, full = job_properties()
+    array_info = obj({"shape": array(integer()), "dtype": string()})
+    result: dict[str, Schema] = {
+        "Error": obj(
+            {"error": obj({"code": string(), "message": string(), "field": nullable(string())})}
+        ),
+        "Health": obj({"status": string(enum=["ok"])}),
+        "Readiness": obj(
+            {
+                "status": string(enum=["ready", "not_ready"]),
+                "checks": obj({name: string() for name in ("database", "broker", "storage")}),
+            }
+        ),
+        "Dataset": obj(
+            {
+                "id": string(),
+                "name": string(pattern=DATASET_NAME.pattern),
+                "size_bytes": integer(),
+                "sha256": string(pattern="^[0-9a-f]{64}$"),
+                "arrays": {
+                    "type": "object",
+                    "propertyNames": {"enum": list(ARRAY_NAMES)},
+                    "additionalProperties": array_info,
+                },
+                "created_at": timestamp(),
+            }
+        ),
+        "DatasetList": obj({"items": array(ref("Dataset"))}),
+        "Metric": obj(
+            {
+                "step": integer(description="the epoch (1-based) or, for a GAN, the global step"),
+                "values": {"type": "object", "additionalProperties": {"type": "number"}},
+                "seconds": nullable({"type": "number"}),
+                "at": timestamp(),
+            }
+        ),
+        "MetricList": obj({"job_id": string(), "items": array(ref("Metric"))}),
+        "Artifact": obj(
+            {
+                "name": string(examples=["samples/reconstructions.png", "model.keras"]),
+                "size_bytes": integer(),
+                "content_type": string(),
+                "sha256": string(pattern="^[0-9a-f]{64}$"),
+                "created_at": timestamp(),
+                "url": string(format="uri"),
+            }
+        ),
+        "JobEvent": obj(
+            {"status": enum_of(JobStatus), "at": timestamp(), "message": nullable(string())}
+        ),
+        "JobSummary": obj(summary),
+        "Job": obj(full),
+        "JobList": obj(
+            {"items": array(ref("JobSummary")), "total": integer(), "limit": integer(1)}
+            | {"offset": integer()}
+        ),
+        "JobSubmission": {
+            "oneOf": [ref(f"{kind.capitalize()}Submission") for kind in TRAINING_PARAMS],
+            "discriminator": {
+                "propertyName": "kind",
+                "mapping": {
+                    kind: ref(f"{kind.capitalize()}Submission")["$ref"] for kind in TRAINING_PARAMS
+                },
+            },
+        },
+        "SampleRequest": obj({"params": ref("SampleParams")}, optional=("params",)),
+        "SampleParams": params_schema(SAMPLE_PARAMS, caps, "Parameters of a sampling job."),
+    }
+    for kind, params in TRAINING_PARAMS.items():
+        result[f"{kind.capitalize()}Submission"] = submission_schema(kind)
+        description = f"Parameters of a {kind} job; omitted ones take these defaults."
+        if kind == "gan":
+            description += " steps must be a multiple of steps_per_epoch (capped at steps)."
+        result[f"{kind.capitalize()}Params"] = params_schema(params, caps, description)
+    return result
+
+
+def parameter(name: str, where: str, schema: Schema, description: str = "") -> Schema:
+    """A path (required), query or header parameter."""
+    result: Schema = {"name": name, "in": where, "schema": schema}
+    if where == "path":
+        result["required"] = True
+    if description:
+        result["description"] = description
+    return result
+
+
+def parameters() -> dict[str, Schema]:
+    """Reusable path, query and header parameters."""
+    return {
+        "JobId": parameter("job_id", "path", string(minLength=1)),
+        "DatasetName": parameter("name", "path", string(minLength=1)),
+        "ArtifactName": parameter(
+            "name", "path", string(minLength=1), "may contain '/', e.g. samples/grid.png"
+        ),
+        "Status": parameter("status", "query", enum_of(JobStatus)),
+        "Kind": parameter("kind", "query", enum_of(JobKind)),
+        "Limit": parameter("limit", "query", integer(1, maximum=500, default=50)),
+        "Offset": parameter("offset", "query", integer(maximum=10**9, default=0)),
+        "IdempotencyKey": parameter(
+            "Idempotency-Key",
+            "header",
+            string(minLength=1, maxLength=128),
+            "repeat a submission safely: the same key answers with the first job",
+        ),
+        "Redirect": parameter(
+            "redirect", "query", string(default="1"), "0 or false: stream instead of redirecting"
+        ),
+    }
+
+
+def error_responses() -> dict[str, Any]:
+    """The reusable error responses, all in the Error shape."""
+    result: dict[str, Any] = {}
+    for status, (name, description) in ERRORS.items():
+        headers = None
+        if status == 401:
+            headers = {"WWW-Authenticate": header('always `Bearer realm="gentrain"`')}
+        elif status == 429:
+            headers = {"Retry-After": header("seconds to wait", integer())}
+        result[name] = response(description, ref("Error"), headers=headers)
+    return result
+
+
+def found(schema: str, status: int = 200, description: str = "", **extra: Any) -> dict[int, Any]:
+    """A successful JSON answer of the component ``schema``."""
+    return {status: response(description or f"A {schema}.", ref(schema), **extra)}
+
+
+def camel(name: str) -> str:
+    """``get_job`` -> ``getJob``."""
+    first, *rest = name.split("_")
+    return first + "".join(part.capitalize() for part in rest)
+
+
+def operation(
+    route: str,
+    view: Callable[..., Any],
+    responses: dict[int, Any],
+    extra: str = "",
+    body: dict[str, Any] | None = None,
+) -> tuple[str, str, dict[str, Any]]:
+    """``route`` ("get /path") as an operation named and summarised after its view function.
+
+    ``extra`` lists the error statuses (numbers) and parameter components (names) it has; every
+    operation but the public ones may also answer 401."""
+    method, path = route.split()
+    public = path in PUBLIC_PATHS
+    codes = [int(word) for word in extra.split() if word.isdigit()] + ([] if public else [401])
+    params = [ref(word, "parameters") for word in extra.split() if not word.isdigit()]
+    answers = {str(status): value for status, value in responses.items()}
+    answers.update({str(code): ref(ERRORS[code][0], "responses") for code in codes})
+    summary = (view.__doc__ or "").strip().splitlines()[0].replace("``", "`")
+    tag = path.split("/")[2] if path.startswith("/v1/") else "health"
+    result: dict[str, Any] = {"operationId": camel(view.__name__), "summary": summary}
+    result["tags"] = ["meta" if path == "/v1/openapi.json" else tag]
+    if params:
+        result["parameters"] = params
+    if body is not None:
+        result["requestBody"] = body
+    result["responses"] = dict(sorted(answers.items()))
+    if public:
+        result["security"] = []
+    return path, method, result
+
+
+def artifact_responses(settings: Settings) -> dict[int, Any]:
+    """The file itself, or (S3) a redirect to a presigned URL."""
+    file_headers = {
+        "Content-Length": header("size in bytes", integer()),
+        "Content-Disposition": header('attachment; filename="..."'),
+    }
+    location = {"Location": header("the presigned URL", string(format="uri"))}
+    return {
+        200: {
+            "description": "The file.",
+            "headers": file_headers,
+            "content": {media: {"schema": BINARY} for media in ("image/png", OCTETS)},
+        },
+        302: {
+            "description": f"S3 only: a presigned URL, valid {settings.presign_seconds} seconds.",
+            "headers": location,
+            "content": {"text/html": {"schema": string()}},
+        },
+    }
+
+
+def paths(settings: Settings) -> dict[str, Any]:
+    """Every path and method served by ``services/api/routes``."""
+    from services.api.routes import openapi as route  # imports this module
+
+    location = {"Location": header("the job's URL, /v1/jobs/{job_id}")}
+    queued = found("Job", 202, "Accepted: the job, queued.", headers=location, links=job_links())
+    form = obj(
+        {"file": BINARY, "name": string(pattern=DATASET_NAME.pattern)},
+        optional=("name",),
+        description="name defaults to the file's name without .npz",
+    )
+    encoding = {"file": {"contentType": OCTETS}}
+    upload = {"required": True, "content": {FORM: {"schema": form, "encoding": encoding}}}
+    submit = {"required": True, "content": json_content(ref("JobSubmission"))}
+    sample = {"required": False, "content": json_content(ref("SampleRequest"))}
+    stored = found("Dataset", 201, "Stored.", links={"getDataset": DATASET_LINK})
+    ready = found("Readiness", 200, "Ready.") | found("Readiness", 503, "Not ready: see checks.")
+    document = {200: response("This document.", {"type": "object"})}
+    files = artifact_responses(settings)
+    job = "/v1/jobs/{job_id}"
+    artifact, by_name = f"{job}/artifacts/{{name}}", "/v1/datasets/{name}"
+    table = [
+        operation("get /healthz", health.healthz, found("Health")),
+        operation("get /readyz", health.readyz, ready),
+        operation("get /v1/openapi.json", route.openapi_json, document),
+        operation("post /v1/datasets", datasets.upload_dataset, stored, "400 409 413 422", upload),
+        operation("get /v1/datasets", datasets.list_datasets, found("DatasetList")),
+        operation(f"get {by_name}", datasets.get_dataset, found("Dataset"), "404 DatasetName"),
+        operation(
+            "post /v1/jobs", jobs.submit_job, queued, "400 413 415 422 429 IdempotencyKey", submit
+        ),
+        operation("get /v1/jobs", jobs.list_jobs, found("JobList"), "422 Status Kind Limit Offset"),
+        operation(f"get {job}", jobs.get_job, found("Job"), "404 JobId"),
+        operation(f"get {job}/metrics", jobs.get_metrics, found("MetricList"), "404 JobId"),
+        operation(f"post {job}/cancel", jobs.cancel_job, found("Job", 202), "404 409 JobId"),
+        operation(
+            f"post {job}/samples", jobs.sample_job, queued, "400 404 409 413 415 422 JobId", sample
+        ),
+        operation(f"get {artifact}", jobs.get_artifact, files, "404 JobId ArtifactName Redirect"),
+    ]
+    result: dict[str, dict[str, Any]] = {}
+    for path, method, spec in table:
+        result.setdefault(path, {})[method] = spec
+    return result
+
+
+def openapi_document(settings: Settings) -> dict[str, Any]:
+    """The OpenAPI document of the API as configured by ``settings``."""
+    security: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"apiKeyHeader": []}]
+    if not settings.auth_required:
+        security.append({})  # this deployment (loopback only) accepts requests without a key
+    return {
+        "openapi": OPENAPI_VERSION,
+        "info": {
+            "title": "gentrain",
+            "version": "1",
+            "description": (
+                "Training job queue for small generative image models. Every error is "
+                '`{"error": {"code", "message", "field"}}`; request bodies are limited to '
+                f"{settings.max_upload_bytes} bytes."
+            ),
+        },
+        "servers": [{"url": "/"}],
+        "security": security,
+        "tags": [{"name": name} for name in ("health", "meta", "datasets", "jobs")],
+        "paths": paths(settings),
+        "components": {
+            "schemas": schemas(settings),
+            "parameters": parameters(),
+            "responses": error_responses(),
+            "securitySchemes": {
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "an API key from `gentrain keys create`",
+                },
+                "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+            },
+        },
+    }
