@@ -7,9 +7,12 @@ import enum
 import logging
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from shared.db.models import Artifact, Job
 from shared.db.session import session_scope
@@ -23,6 +26,7 @@ from shared.job_records import (
 from shared.job_state import JobStatus
 from shared.settings import Settings
 from shared.storage import ObjectStore, job_key
+from workers.engine.reporter import LeaseLost
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +60,27 @@ class JobReporter:
         self.deadline = time.monotonic() + max_runtime_seconds if max_runtime_seconds else None
         self.stop_reason: StopReason | None = None
 
-    def started(self, param_count: int, replicas: int, global_batch_size: int) -> None:
+    @contextmanager
+    def _held(self) -> Iterator[Session]:
+        """A transaction in which the job's row is locked and still ours; raises LeaseLost.
+
+        Every write of a running job goes through here, so a worker that was presumed dead
+        (frozen, partitioned) and woke up after the job moved on cannot write over its successor.
+        """
         with session_scope(self.settings.database_url) as session:
+            lease = session.scalar(select(Job.lease).where(Job.id == self.job_id).with_for_update())
+            if lease != self.lease:
+                self.stop_reason = StopReason.LOST
+                raise LeaseLost(self.job_id)
+            yield session
+
+    def _key(self, name: str) -> str:
+        # Each attempt writes its own objects: a stale attempt can never overwrite the bytes
+        # of the attempt that holds the job; the artifact row points at the holder's.
+        return job_key(self.job_id, f"attempt-{self.attempt}", *name.split("/"))
+
+    def started(self, param_count: int, replicas: int, global_batch_size: int) -> None:
+        with self._held() as session:
             update_fields(
                 session,
                 self.job_id,
@@ -75,7 +98,7 @@ class JobReporter:
         eta: float | None,
         only_if_absent: bool,
     ) -> None:
-        with session_scope(self.settings.database_url) as session:
+        with self._held() as session:
             record_metric(session, self.job_id, step, values, seconds, self.attempt, only_if_absent)
             record_progress(session, self.job_id, progress, eta)
 
@@ -118,13 +141,13 @@ class JobReporter:
         return self.stop_reason is not None
 
     def save_file(self, name: str, path: Path, content_type: str) -> None:
-        stored = self.store.put_file(job_key(self.job_id, *name.split("/")), path, content_type)
-        with session_scope(self.settings.database_url) as session:
+        stored = self.store.put_file(self._key(name), path, content_type)
+        with self._held() as session:
             record_artifact(session, self.job_id, name, stored, content_type)
 
     def save_bytes(self, name: str, data: bytes, content_type: str) -> None:
-        stored = self.store.put_bytes(job_key(self.job_id, *name.split("/")), data, content_type)
-        with session_scope(self.settings.database_url) as session:
+        stored = self.store.put_bytes(self._key(name), data, content_type)
+        with self._held() as session:
             record_artifact(session, self.job_id, name, stored, content_type)
 
     def load_file(self, name: str, path: Path) -> bool:

@@ -17,7 +17,7 @@ from shared.job_records import claim, requeue, transition
 from shared.job_state import IllegalTransition, JobStatus
 from shared.settings import Settings
 from shared.storage import ObjectStore, open_store
-from workers.engine.reporter import UserError
+from workers.engine.reporter import LeaseLost, UserError
 from workers.job_reporter import Heartbeat, JobReporter, StopReason
 
 log = logging.getLogger(__name__)
@@ -76,6 +76,9 @@ def _handle_failure(
     settings: Settings, job_id: str, lease: str, attempts: int, error: Exception
 ) -> RunResult:
     """A user's mistake fails the job at once; anything else is retried up to max_attempts."""
+    if isinstance(error, LeaseLost):
+        log.warning("job %s was taken over by another worker; this run stops", job_id)
+        return RunResult.FINISHED
     if isinstance(error, UserError):
         _finish(settings, job_id, lease, JobStatus.FAILED, str(error))
         return RunResult.FINISHED

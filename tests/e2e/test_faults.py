@@ -20,7 +20,7 @@ import requests
 from sqlalchemy import func, select
 
 from shared.db.migrate import upgrade
-from shared.db.models import Metric
+from shared.db.models import Artifact, Metric
 from shared.db.session import get_engine, session_scope
 from shared.settings import Settings
 from tests.conftest import PG_ADMIN_URL, free_port, settings_env
@@ -221,4 +221,25 @@ def test_api_restarted_mid_job(stack: Stack) -> None:
     os.killpg(api.pid, signal.SIGKILL)
     api.wait()
     stack.start_api()
+    assert_trained_once(stack, job_id)
+
+
+def test_a_frozen_worker_that_wakes_up_cannot_write_over_its_successor(stack: Stack) -> None:
+    stack.start_worker("w1")
+    job_id = submit(stack)
+    wait_until(stack, job_id, mid_training)
+    os.killpg(stack.processes["w1"].pid, signal.SIGSTOP)  # frozen, not dead
+    try:
+        job = wait_until(stack, job_id, lambda j: j["attempts"] == 1 and j["status"] == "queued")
+        stack.start_worker("w2")
+        job = wait_until(stack, job_id, lambda j: j["status"] == "running" and j["attempts"] == 2)
+    finally:
+        os.killpg(stack.processes["w1"].pid, signal.SIGCONT)
+    job = assert_trained_once(stack, job_id)
+    time.sleep(3)  # let the woken worker try its writes
+    job = get(stack, f"/v1/jobs/{job_id}")
+    assert job["status"] == "succeeded"
+    with session_scope(stack.settings.database_url) as session:
+        keys = session.scalars(select(Artifact.storage_key).where(Artifact.job_id == job_id)).all()
+    assert keys and all("/attempt-2/" in key for key in keys), keys
     assert_trained_once(stack, job_id)

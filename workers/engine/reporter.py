@@ -54,3 +54,7 @@ class Reporter(Protocol):
 
 class UserError(Exception):
     """A failure caused by what the user asked for (bad dataset, impossible params): not retried."""
+
+
+class LeaseLost(Exception):
+    """The job was taken over by another worker (this one was presumed dead): stop writing."""
