@@ -24,6 +24,8 @@ def api_command(settings: Settings, workers: int, threads: int) -> list[str]:
         "--worker-class", "gthread" if threads > 1 else "sync",
         "--access-logfile", "-",
         "--graceful-timeout", "10",
+        # gunicorn 27 puts a control socket in $HOME by default; several APIs on a host collide.
+        "--no-control-socket",
         "services.api.wsgi:app",
     ]  # fmt: skip
 

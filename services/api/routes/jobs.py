@@ -9,7 +9,7 @@ from flask import Blueprint, Response, jsonify, redirect, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from services.api import deps
 from services.api.auth import caller, can_see
@@ -31,7 +31,9 @@ SUBMIT_FIELDS = {"kind", "dataset", "params"}
 
 def _load_job(session: Session, job_id: str) -> Job:
     """The job, if the caller may see it; another owner's job is a 404 like a missing one."""
-    job = session.get(Job, job_id, options=[selectinload(Job.events), selectinload(Job.artifacts)])
+    # One round trip for the job and its dataset, one each for history and artifacts.
+    options = [joinedload(Job.dataset), selectinload(Job.events), selectinload(Job.artifacts)]
+    job = session.get(Job, job_id, options=options)
     if job is None or not can_see(job.owner):
         raise not_found("job", job_id)
     return job
