@@ -73,7 +73,9 @@ def main() -> None:
         started = time.perf_counter()
         outcome = train(kind, arrays, params, reporter)
         wall = time.perf_counter() - started
-        results = {k: round(v, 4) if isinstance(v, float) else v for k, v in outcome.results.items()}
+        results = {
+            k: round(v, 4) if isinstance(v, float) else v for k, v in outcome.results.items()
+        }
         rows.append({"kind": kind, "results": results, "wall_s": round(wall, 1)})
         print(json.dumps(rows[-1]), flush=True)
     print("\n| kind | engine, seed defaults | reference |\n| --- | --- | --- |")
