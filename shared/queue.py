@@ -20,12 +20,14 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     transport_options: dict[str, Any] = {}
     events = False
     if settings.broker_url.startswith("filesystem://"):
-        for sub in ("in", "processed"):
+        for sub in ("in", "processed", "control"):
             (settings.broker_dir / sub).mkdir(parents=True, exist_ok=True)
         transport_options = {
             "data_folder_in": str(settings.broker_dir / "in"),
             "data_folder_out": str(settings.broker_dir / "in"),
             "processed_folder": str(settings.broker_dir / "processed"),
+            # Exchange metadata; kombu's default is a "control" folder in the working directory.
+            "control_folder": str(settings.broker_dir / "control"),
             "store_processed": False,
             "polling_interval": settings.broker_polling_interval,
         }
