@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from engine_vs_seed import FIXTURE, TimingReporter, wait_for_quiet  # noqa: E402
+from engine_vs_seed import FIXTURE, ForeignLoad, TimingReporter, wait_for_quiet  # noqa: E402
 
 
 def timer(keras: Any) -> Any:
@@ -45,12 +45,15 @@ def timer(keras: Any) -> Any:
             super().__init__()
             self.seconds: list[float] = []
             self.validation: list[float] = []
+            self.cpu: list[float] = []
+            self._meter = ForeignLoad()
             self._began = 0.0
             self._test = 0.0
 
         def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
             self._began = time.perf_counter()
             self._test = 0.0
+            self._meter.reset()
 
         def on_test_begin(self, logs: Any = None) -> None:
             self._test = time.perf_counter()
@@ -59,6 +62,7 @@ def timer(keras: Any) -> Any:
             now = time.perf_counter()
             self.seconds.append(now - self._began)
             self.validation.append(now - self._test if self._test else 0.0)
+            self.cpu.append(self._meter.own_seconds())
 
     return Timer()
 
@@ -78,8 +82,8 @@ def vectorised(x: Any, y: Any, batch: int, seed: int) -> Any:
     )
 
 
-def run(variant: str, kind_name: str, epochs: int) -> tuple[list[float], list[float]]:
-    """(epoch seconds, training-only seconds) after the first epoch, for one run."""
+def run(variant: str, kind_name: str, epochs: int) -> tuple[list[float], list[float], list[float]]:
+    """(epoch seconds, training-only seconds, CPU seconds) after the first epoch, one run."""
     import keras
     import numpy as np
     import seed_scripts
@@ -97,7 +101,7 @@ def run(variant: str, kind_name: str, epochs: int) -> tuple[list[float], list[fl
     if variant == "engine":
         reporter = TimingReporter()
         train(kind_name, arrays, params, reporter)
-        return reporter.seconds[1:], [float("nan")] * (epochs - 1)
+        return reporter.seconds[1:], [float("nan")] * (epochs - 1), reporter.cpu[1:]
     t = timer(keras)
     if variant == "seed":
         seed_scripts.SEED_FITS[kind_name](seed_scripts.load_digits(FIXTURE), epochs, [t])
@@ -133,7 +137,7 @@ def run(variant: str, kind_name: str, epochs: int) -> tuple[list[float], list[fl
         else:
             raise ValueError(variant)
     training = [s - v for s, v in zip(t.seconds, t.validation, strict=True)]
-    return t.seconds[1:], training[1:]
+    return t.seconds[1:], training[1:], t.cpu[1:]
 
 
 VARIANTS = ["seed", "engine", "engine-fit", "engine-model-numpy", "engine-pipeline-vectorised"]
@@ -152,22 +156,26 @@ def main() -> None:
     wait_for_quiet(args.quiet_wait)
     epoch_s: dict[str, list[float]] = {v: [] for v in variants}
     train_s: dict[str, list[float]] = {v: [] for v in variants}
+    cpu_s: dict[str, list[float]] = {v: [] for v in variants}
     for rep in range(args.reps):
         shift = rep % len(variants)
         for variant in variants[shift:] + variants[:shift]:
-            seconds, trained = run(variant, args.kind, args.epochs)
+            seconds, trained, cpu = run(variant, args.kind, args.epochs)
             epoch_s[variant] += seconds
             train_s[variant] += trained
+            cpu_s[variant] += cpu
             print(f"rep {rep + 1} {variant:<28} {statistics.median(seconds):.3f} s", flush=True)
     seed = statistics.median(epoch_s["seed"]) if "seed" in epoch_s else None
     print(f"\n{args.kind}: median seconds per epoch (after the first), {args.reps} runs each\n")
-    print("| variant | epoch s | training part s | seed/variant |")
-    print("| --- | ---: | ---: | ---: |")
+    seed_cpu = statistics.median(cpu_s["seed"]) if "seed" in cpu_s else None
+    print("| variant | epoch s | training part s | CPU-s per epoch | seed/variant (wall; CPU) |")
+    print("| --- | ---: | ---: | ---: | ---: |")
     for variant in variants:
         median = statistics.median(epoch_s[variant])
         training = statistics.median(train_s[variant])
-        ratio = f"{seed / median:.2f}" if seed else "–"
-        print(f"| {variant} | {median:.3f} | {training:.3f} | {ratio} |")
+        cpu_median = statistics.median(cpu_s[variant])
+        ratio = f"{seed / median:.2f}; {seed_cpu / cpu_median:.2f}" if seed and seed_cpu else "–"
+        print(f"| {variant} | {median:.3f} | {training:.3f} | {cpu_median:.3f} | {ratio} |")
 
 
 if __name__ == "__main__":

@@ -235,6 +235,16 @@ def quiet_median(pairs: list[list[float]], max_foreign: float) -> tuple[float, i
     return statistics.median(chosen), len(quiet)
 
 
+def medians(groups: list[list[list[float]]], max_foreign: float) -> tuple[list[float], bool]:
+    """The median seconds of each group of samples, taken alike for all groups: over the quiet
+    samples if every group has at least 3, else over all samples (never quiet samples on one side
+    against loaded ones on the other); and whether the quiet samples were used."""
+    quiet = [[s for s, f, _ in group if f <= max_foreign] for group in groups]
+    if all(len(q) >= 3 for q in quiet):
+        return [statistics.median(q) for q in quiet], True
+    return [statistics.median(s for s, _, _ in group) for group in groups], False
+
+
 def train_images(kind: str, arrays: Any) -> int:
     """Images trained on per epoch (the classifier holds out its validation split)."""
     n = len(arrays.x_train)
@@ -317,24 +327,32 @@ def part_a(
         images = train_images(kind, arrays)
         row: dict[str, Any] = {"images_per_epoch": images, "epochs": epochs, "reps": reps}
         for measure in ("epoch_s", "wall_s"):
-            per_side = {}
-            for side in ("engine", "seed"):
-                pooled = [pair for run in runs[kind][side] for pair in run[measure]]
-                per_side[side], quiet = quiet_median(pooled, max_foreign)
-                row[f"{side}_{measure}"] = per_side[side]
-                row[f"{side}_{measure}_images_s"] = images / per_side[side]
-                row[f"{side}_{measure}_quiet"] = [quiet, len(pooled)]
-            # Paired: each engine run against the seed run next to it.
-            row[f"paired_{measure}"] = [
-                quiet_median(s[measure], max_foreign)[0] / quiet_median(e[measure], max_foreign)[0]
-                for e, s in zip(runs[kind]["engine"], runs[kind]["seed"], strict=True)
-            ]
-            row[f"ratio_{measure}"] = per_side["seed"] / per_side["engine"]
+            pooled = {
+                side: [sample for run in runs[kind][side] for sample in run[measure]]
+                for side in ("engine", "seed")
+            }
+            (engine_s, seed_s), used_quiet = medians(
+                [pooled["engine"], pooled["seed"]], max_foreign
+            )
+            for side, seconds in (("engine", engine_s), ("seed", seed_s)):
+                row[f"{side}_{measure}"] = seconds
+                row[f"{side}_{measure}_images_s"] = images / seconds
+                quiet = sum(1 for _, f, _ in pooled[side] if f <= max_foreign)
+                row[f"{side}_{measure}_quiet"] = [quiet, len(pooled[side])]
+            row[f"{measure}_used_quiet"] = used_quiet
+            # Paired: each engine run against the seed run next to it; the headline ratio is
+            # their median (runs next to each other saw about the same load).
+            paired = []
+            for e, sd in zip(runs[kind]["engine"], runs[kind]["seed"], strict=True):
+                (e_s, s_s), _ = medians([e[measure], sd[measure]], max_foreign)
+                paired.append(s_s / e_s)
+            row[f"paired_{measure}"] = paired
+            row[f"ratio_{measure}"] = statistics.median(paired)
         cpu = {side: [cpu_median(r["wall_s"]) for r in runs[kind][side]] for side in runs[kind]}
         row["engine_cpu_s"] = statistics.median(cpu["engine"])
         row["seed_cpu_s"] = statistics.median(cpu["seed"])
-        row["ratio_cpu"] = row["seed_cpu_s"] / row["engine_cpu_s"]
         row["paired_cpu"] = [s / e for e, s in zip(cpu["engine"], cpu["seed"], strict=True)]
+        row["ratio_cpu"] = statistics.median(row["paired_cpu"])
         row["engine_total_s"] = statistics.median(r["total_s"] for r in runs[kind]["engine"])
         row["seed_total_s"] = statistics.median(r["total_s"] for r in runs[kind]["seed"])
         row["engine_last"] = runs[kind]["engine"][-1]["last"]
@@ -358,6 +376,18 @@ def child_engine_gan(strategy: str, steps: int, block: int) -> dict[str, Any]:
         training.make_strategy = lambda: distribution.make_strategy(  # type: ignore[assignment]
             force_mirrored=True
         )
+    # Per-step timings, as the seed's loop gives them: JobProgress already has a per-batch hook
+    # (so fit's per-step behaviour is unchanged); this subclass also notes when each step ends.
+    step_ends: list[tuple[int, float, float, float]] = []  # (batch, end, foreign, cpu)
+    meter = ForeignLoad()
+
+    class StepTimed(training.JobProgress):  # type: ignore[name-defined,misc]
+        def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+            super().on_train_batch_end(batch, logs)
+            step_ends.append((batch, time.perf_counter(), meter.share(), meter.own_seconds()))
+            meter.reset()
+
+    training.JobProgress = StepTimed  # type: ignore[misc]
     arrays = load_arrays(FIXTURE)
     params = validate_training_spec(
         "gan",
@@ -368,7 +398,19 @@ def child_engine_gan(strategy: str, steps: int, block: int) -> dict[str, Any]:
     training.train("gan", arrays, params, reporter)
     total = time.perf_counter() - t0
     chosen = training.make_strategy()
+    # A step's time: from the previous step's end, within a block (a block's first step also
+    # holds the epoch's start and the previous block's checkpoint); the first block traces.
+    step_s, step_foreign, step_cpu = [], [], []
+    for (_, prev, _, _), (batch, end, foreign, cpu) in zip(step_ends, step_ends[1:], strict=False):
+        if batch > 0:
+            step_s.append(end - prev)
+            step_foreign.append(foreign)
+            step_cpu.append(cpu)
+    skip = block - 1  # the steps of the first block that were timed
     return {
+        "step_s": step_s[skip:],
+        "step_foreign": step_foreign[skip:],
+        "step_cpu": step_cpu[skip:],
         "block_s": reporter.seconds,
         "block_wall_s": _walls(reporter.ends),
         "foreign": reporter.foreign,
@@ -456,20 +498,25 @@ def part_b(
                         "--strategy",
                         strategy,
                         "--gan-steps",
-                        str(steps + block),
+                        str(block * (-(-steps // block) + 1)),  # whole blocks, plus a first
                         "--gan-block",
                         str(block),
                     ]
                 )
+                steps_ = samples(raw["step_s"], raw["step_foreign"], raw["step_cpu"], 0)
                 blocks = samples(raw["block_s"], raw["foreign"], raw["cpu"])
                 walls = samples(raw["block_wall_s"], raw["foreign"], raw["cpu"])
-                block_s, quiet = quiet_median(blocks, max_foreign)
+                step_s, quiet = quiet_median(steps_, max_foreign)
+                block_s, _ = quiet_median(blocks, max_foreign)
                 wall_s, _ = quiet_median(walls, max_foreign)
                 result = {
-                    "steps_s": block / block_s,
+                    "steps_s": 1.0 / step_s,
+                    # Blocks as reported to the job (incl. the step after a checkpoint), and
+                    # the wall between reports (incl. the checkpoint itself).
+                    "block_steps_s": block / block_s,
                     "wall_steps_s": block / wall_s,
-                    "cpu_s_per_step": cpu_median(walls) / block,
-                    "quiet": [quiet, len(blocks)],
+                    "cpu_s_per_step": cpu_median(steps_),
+                    "quiet": [quiet, len(steps_)],
                     # Seconds per block outside the measured epoch: the checkpoint, mostly.
                     "between_blocks_s": statistics.median(
                         w[0] - b[0] for w, b in zip(walls, blocks, strict=True)
@@ -478,7 +525,8 @@ def part_b(
                     "replicas": raw["replicas"],
                     "params": raw["params"],
                     "last": raw["last"],
-                    "raw": blocks,
+                    "raw": steps_,
+                    "raw_blocks": blocks,
                 }
             results[variant].append(result)
             foreign = statistics.median(f for _, f, _ in result["raw"])
@@ -489,15 +537,21 @@ def part_b(
                 f" {result['cpu_s_per_step']:.2f} CPU-s/step)"
             )
     summary: dict[str, Any] = {"rounds": rounds, "steps": steps, "block": block, "runs": results}
-    for variant in variants:
-        summary[variant] = statistics.median(r["steps_s"] for r in results[variant])
+    pooled = [[sample for run in results[v] for sample in run["raw"]] for v in variants]
+    step_medians, used_quiet = medians(pooled, max_foreign)
+    summary["used_quiet"] = used_quiet
+    for variant, step_s in zip(variants, step_medians, strict=True):
+        summary[variant] = 1.0 / step_s
         summary[f"{variant}_wall"] = statistics.median(r["wall_steps_s"] for r in results[variant])
         summary[f"{variant}_cpu"] = statistics.median(r["cpu_s_per_step"] for r in results[variant])
 
     def paired(num: str, den: str) -> list[float]:
-        return [
-            a["steps_s"] / b["steps_s"] for a, b in zip(results[num], results[den], strict=True)
-        ]
+        """num/den steps/s, round by round (runs of one round saw about the same load)."""
+        ratios = []
+        for a, b in zip(results[num], results[den], strict=True):
+            (a_s, b_s), _ = medians([a["raw"], b["raw"]], max_foreign)
+            ratios.append(b_s / a_s)
+        return ratios
 
     if "seed" in variants and "engine-default" in variants:
         summary["engine_vs_seed"] = paired("engine-default", "seed")
@@ -623,11 +677,13 @@ def markdown(report: dict[str, Any]) -> str:
     if "a" in report:
         a = report["a"]
         lines += [
-            "(a) Training throughput, engine (`train()`) against the seed's `model.fit`; "
-            "medians of per-epoch figures, first epoch left out, over the epochs during which "
-            f'other processes took ≤ {report["max_foreign"]:.0%} of the CPU ("quiet"; all '
-            "epochs if fewer than 3). Ratio = engine/seed images/s "
-            f"(target ≥ {TARGET_RATIO}); in brackets the range of run-by-run ratios.",
+            "(a) Training throughput, engine (`train()`) against the seed's `model.fit`, "
+            "first epoch of each run left out. images/s: from the median epoch time over the "
+            f"quiet epochs (other processes took ≤ {report['max_foreign']:.0%} of the CPU) "
+            "where both sides had at least 3 of them, else over all epochs of both. Ratio: "
+            "engine/seed images/s, the median over runs made next to each other (in brackets "
+            f"their range); target ≥ {TARGET_RATIO}. By CPU-seconds: seed/engine CPU seconds "
+            "per epoch, which other processes' load barely moves.",
             "",
             "| kind | epochs × runs | quiet epochs seed / engine | seed images/s "
             "| engine images/s | ratio | ratio incl. checkpoint (wall between epochs) "
@@ -653,8 +709,14 @@ def markdown(report: dict[str, Any]) -> str:
             "engine-mirrored": "engine `train_step` under `fit`, MirroredStrategy (1 CPU)",
         }
         lines += [
-            f"(b) GAN, batch 128, {b['steps']} measured steps per run × {b['rounds']} rounds "
-            f"(engine: blocks of {b['block']} steps, first block left out); steps/s.",
+            f"(b) GAN, batch 128, about {b['steps']} measured steps per run × {b['rounds']} "
+            "rounds, each run in its own process. steps/s = 1 / median step time, over the quiet "
+            "steps if every variant had at least 3, else over all (the seed's loop: its first 3 "
+            "steps left out; the engine: each step timed by "
+            f"a per-batch hook, in blocks of {b['block']} steps, the first block and each "
+            'block\'s first step left out). "incl. checkpoints": from the wall time between '
+            "blocks as reported to the job. CPU-s per step: CPU seconds the process used per step "
+            "(robust to other processes' load).",
             "",
             "| variant | quiet samples | steps/s | images/s | steps/s incl. checkpoints "
             "| CPU-s per step |",
@@ -669,8 +731,12 @@ def markdown(report: dict[str, Any]) -> str:
                 f"| {b[variant + '_cpu']:.2f} |"
             )
         lines.append("")
+        lines.append(
+            "Ratios below: the median over rounds of the ratio between runs of the same round "
+            "(in brackets their range)."
+        )
         if "engine_vs_seed" in b:
-            ratio = b["engine-default"] / b["seed"]
+            ratio = statistics.median(b["engine_vs_seed"])
             reference = REFERENCE["engine_gan_steps_s"] / REFERENCE["seed_gan_steps_s"]
             lines.append(
                 f"Engine / seed loop: {_fmt_ratio(ratio, b['engine_vs_seed'])} (README "
@@ -678,7 +744,7 @@ def markdown(report: dict[str, Any]) -> str:
                 f"{b['seed_cpu'] / b['engine-default_cpu']:.2f}."
             )
         if "mirrored_vs_default" in b:
-            ratio = b["engine-mirrored"] / b["engine-default"]
+            ratio = statistics.median(b["mirrored_vs_default"])
             lines.append(
                 f"One-device MirroredStrategy / default strategy: "
                 f"{_fmt_ratio(ratio, b['mirrored_vs_default'])}; by CPU-seconds per step: "
