@@ -3,8 +3,8 @@
 
 Run from the repository root::
 
-    .venv/bin/python bench/engine_vs_seed.py            # about 8 minutes on 2 cores
-    .venv/bin/python bench/engine_vs_seed.py --quick    # about 3 minutes, noisier
+    .venv/bin/python bench/engine_vs_seed.py            # 4-5 min on 2 idle cores, ~9 if shared
+    .venv/bin/python bench/engine_vs_seed.py --quick    # about 2 minutes, noisier
 
 It measures, on ``tests/fixtures/mnist_5k.npz`` (4,000 training digits):
 
@@ -19,10 +19,15 @@ It measures, on ``tests/fixtures/mnist_5k.npz`` (4,000 training digits):
     ``workers.engine.sampling.sample_images``, and the one-time ``load_model`` of a saved one.
 
 Every figure is a median; every ratio is taken between runs made next to each other. The CPU
-time other processes took meanwhile is measured and printed: on a shared 2-core machine it is
-the main source of noise. The seed's GAN needs ``tf_keras`` (``pip install --no-deps
-"tf-keras~=2.21.0"``: with its dependencies pip would also install the full ``tensorflow``
-wheel over ``tensorflow-cpu``'s files); without it that row is skipped with a reason.
+time other processes take meanwhile is measured for every epoch or step: on a shared 2-core
+machine it is the main source of noise. Samples taken while others used more than
+``--max-foreign`` of the CPU are left out where enough quiet ones remain, pairs of runs under
+unequal load are left out of the ratios, and CPU seconds per epoch or step are given beside wall
+time. Figures and their reading: ``docs/engine-benchmarks.md``.
+
+The seed's GAN needs ``tf_keras``: ``pip install --no-deps "tf-keras~=2.21.0"`` (with its
+dependencies pip also installs the full ``tensorflow`` wheel over ``tensorflow-cpu``'s files);
+without it that row is skipped with a reason.
 
 Options: ``--parts a,b,c`` runs only some parts; ``--reps``, ``--epochs``, ``--rounds``,
 ``--gan-steps``, ``--gan-block`` size the runs; ``--json PATH`` writes the raw figures and
@@ -245,6 +250,28 @@ def medians(groups: list[list[list[float]]], max_foreign: float) -> tuple[list[f
     return [statistics.median(s for s, _, _ in group) for group in groups], False
 
 
+MAX_LOAD_GAP = 0.15
+
+
+def pair_ratio(
+    num: list[list[float]], den: list[list[float]], max_foreign: float
+) -> tuple[float, bool]:
+    """den/num median seconds (num's speed over den's) of two runs made next to each other, and
+    whether they are comparable: other processes' median CPU share differed by at most
+    ``MAX_LOAD_GAP`` between the two (a quiet run against a loaded one says nothing)."""
+    (num_s, den_s), _ = medians([num, den], max_foreign)
+    gap = abs(statistics.median(f for _, f, _ in num) - statistics.median(f for _, f, _ in den))
+    return den_s / num_s, gap <= MAX_LOAD_GAP
+
+
+def headline(ratios: list[tuple[float, bool]]) -> tuple[float, list[float], int]:
+    """The median of the comparable pairs' ratios (of all if none is), all ratios, and how many
+    pairs were left out as not comparable."""
+    comparable = [r for r, ok in ratios if ok]
+    chosen = comparable or [r for r, _ in ratios]
+    return statistics.median(chosen), [r for r, _ in ratios], len(ratios) - len(comparable)
+
+
 def train_images(kind: str, arrays: Any) -> int:
     """Images trained on per epoch (the classifier holds out its validation split)."""
     n = len(arrays.x_train)
@@ -342,12 +369,15 @@ def part_a(
             row[f"{measure}_used_quiet"] = used_quiet
             # Paired: each engine run against the seed run next to it; the headline ratio is
             # their median (runs next to each other saw about the same load).
-            paired = []
-            for e, sd in zip(runs[kind]["engine"], runs[kind]["seed"], strict=True):
-                (e_s, s_s), _ = medians([e[measure], sd[measure]], max_foreign)
-                paired.append(s_s / e_s)
+            ratio, paired, left_out = headline(
+                [
+                    pair_ratio(e[measure], sd[measure], max_foreign)
+                    for e, sd in zip(runs[kind]["engine"], runs[kind]["seed"], strict=True)
+                ]
+            )
             row[f"paired_{measure}"] = paired
-            row[f"ratio_{measure}"] = statistics.median(paired)
+            row[f"ratio_{measure}"] = ratio
+            row[f"left_out_{measure}"] = left_out
         cpu = {side: [cpu_median(r["wall_s"]) for r in runs[kind][side]] for side in runs[kind]}
         row["engine_cpu_s"] = statistics.median(cpu["engine"])
         row["seed_cpu_s"] = statistics.median(cpu["seed"])
@@ -545,13 +575,15 @@ def part_b(
         summary[f"{variant}_wall"] = statistics.median(r["wall_steps_s"] for r in results[variant])
         summary[f"{variant}_cpu"] = statistics.median(r["cpu_s_per_step"] for r in results[variant])
 
-    def paired(num: str, den: str) -> list[float]:
-        """num/den steps/s, round by round (runs of one round saw about the same load)."""
-        ratios = []
-        for a, b in zip(results[num], results[den], strict=True):
-            (a_s, b_s), _ = medians([a["raw"], b["raw"]], max_foreign)
-            ratios.append(b_s / a_s)
-        return ratios
+    def paired(num: str, den: str) -> dict[str, Any]:
+        """num/den steps/s, round by round (runs of one round, if equally loaded)."""
+        ratio, ratios, left_out = headline(
+            [
+                pair_ratio(a["raw"], b["raw"], max_foreign)
+                for a, b in zip(results[num], results[den], strict=True)
+            ]
+        )
+        return {"ratio": ratio, "rounds": ratios, "left_out": left_out}
 
     if "seed" in variants and "engine-default" in variants:
         summary["engine_vs_seed"] = paired("engine-default", "seed")
@@ -657,6 +689,10 @@ def _fmt_ratio(ratio: float, paired: list[float] | None = None, target: float | 
     return text
 
 
+def _left_out(count: int) -> str:
+    return f" [{count} pair(s) left out: unequal load]" if count else ""
+
+
 def markdown(report: dict[str, Any]) -> str:
     """The report's tables."""
     m = report["machine"]
@@ -681,9 +717,11 @@ def markdown(report: dict[str, Any]) -> str:
             "first epoch of each run left out. images/s: from the median epoch time over the "
             f"quiet epochs (other processes took ≤ {report['max_foreign']:.0%} of the CPU) "
             "where both sides had at least 3 of them, else over all epochs of both. Ratio: "
-            "engine/seed images/s, the median over runs made next to each other (in brackets "
-            f"their range); target ≥ {TARGET_RATIO}. By CPU-seconds: seed/engine CPU seconds "
-            "per epoch, which other processes' load barely moves.",
+            "engine/seed images/s, the median over pairs of runs made next to each other and "
+            f"equally loaded (other processes' CPU share within {MAX_LOAD_GAP:.0%}; in brackets "
+            f"the range over all pairs); target ≥ {TARGET_RATIO}. By CPU-seconds: seed/engine "
+            "CPU seconds per epoch (less moved by other processes' load than wall time, but "
+            "not immune: contention inflates it too).",
             "",
             "| kind | epochs × runs | quiet epochs seed / engine | seed images/s "
             "| engine images/s | ratio | ratio incl. checkpoint (wall between epochs) "
@@ -696,8 +734,10 @@ def markdown(report: dict[str, Any]) -> str:
                 f"| {row['seed_epoch_s_quiet'][0]}/{row['seed_epoch_s_quiet'][1]} / "
                 f"{row['engine_epoch_s_quiet'][0]}/{row['engine_epoch_s_quiet'][1]} "
                 f"| {row['seed_epoch_s_images_s']:,.0f} | {row['engine_epoch_s_images_s']:,.0f} "
-                f"| {_fmt_ratio(row['ratio_epoch_s'], row['paired_epoch_s'], TARGET_RATIO)} "
-                f"| {_fmt_ratio(row['ratio_wall_s'], row['paired_wall_s'], TARGET_RATIO)} "
+                f"| {_fmt_ratio(row['ratio_epoch_s'], row['paired_epoch_s'], TARGET_RATIO)}"
+                f"{_left_out(row['left_out_epoch_s'])} "
+                f"| {_fmt_ratio(row['ratio_wall_s'], row['paired_wall_s'], TARGET_RATIO)}"
+                f"{_left_out(row['left_out_wall_s'])} "
                 f"| {_fmt_ratio(row['ratio_cpu'], row['paired_cpu'], TARGET_RATIO)} |"
             )
         lines.append("")
@@ -716,7 +756,7 @@ def markdown(report: dict[str, Any]) -> str:
             f"a per-batch hook, in blocks of {b['block']} steps, the first block and each "
             'block\'s first step left out). "incl. checkpoints": from the wall time between '
             "blocks as reported to the job. CPU-s per step: CPU seconds the process used per step "
-            "(robust to other processes' load).",
+            "(less sensitive to other processes' load than wall time).",
             "",
             "| variant | quiet samples | steps/s | images/s | steps/s incl. checkpoints "
             "| CPU-s per step |",
@@ -732,22 +772,25 @@ def markdown(report: dict[str, Any]) -> str:
             )
         lines.append("")
         lines.append(
-            "Ratios below: the median over rounds of the ratio between runs of the same round "
-            "(in brackets their range)."
+            "Ratios below: the median over rounds of the ratio between runs of the same round, "
+            f"of the rounds where both saw about the same load (other processes' CPU share "
+            f"within {MAX_LOAD_GAP:.0%}; in brackets the range over all rounds)."
         )
         if "engine_vs_seed" in b:
-            ratio = statistics.median(b["engine_vs_seed"])
+            pair = b["engine_vs_seed"]
             reference = REFERENCE["engine_gan_steps_s"] / REFERENCE["seed_gan_steps_s"]
             lines.append(
-                f"Engine / seed loop: {_fmt_ratio(ratio, b['engine_vs_seed'])} (README "
+                f"Engine / seed loop: {_fmt_ratio(pair['ratio'], pair['rounds'])}"
+                f"{_left_out(pair['left_out'])} (README "
                 f"reference: {reference:.2f}); by CPU-seconds per step: "
                 f"{b['seed_cpu'] / b['engine-default_cpu']:.2f}."
             )
         if "mirrored_vs_default" in b:
-            ratio = statistics.median(b["mirrored_vs_default"])
+            pair = b["mirrored_vs_default"]
             lines.append(
                 f"One-device MirroredStrategy / default strategy: "
-                f"{_fmt_ratio(ratio, b['mirrored_vs_default'])}; by CPU-seconds per step: "
+                f"{_fmt_ratio(pair['ratio'], pair['rounds'])}{_left_out(pair['left_out'])}; "
+                "by CPU-seconds per step: "
                 f"{b['engine-default_cpu'] / b['engine-mirrored_cpu']:.2f}."
             )
         if "seed" in b["runs"]:

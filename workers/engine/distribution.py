@@ -23,8 +23,8 @@ def training_devices() -> list[str]:
 def make_strategy(force_mirrored: bool = False) -> tf.distribute.Strategy:
     """MirroredStrategy over the training devices when there are several; one per process.
 
-    With one device, MirroredStrategy only adds cost (measured on this CPU: about half the GAN's
-    steps/s, docs/benchmarks.md), so a lone device uses the default strategy unless forced.
+    With one device, MirroredStrategy only adds cost (measured on this CPU: 0.62-0.71x the GAN's
+    steps/s, docs/engine-benchmarks.md), so a lone device uses the default strategy unless forced.
     The strategy is made once and reused by every job of the worker process: a second
     MirroredStrategy in the same process reuses collective-op keys and fails its first
     all-reduce ("Shape mismatch in the collective instance").
