@@ -8,10 +8,11 @@ from typing import Any, cast
 
 from celery import Celery
 from flask import current_app, request
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from services.api.errors import ApiError
-from shared.db.session import session_scope
+from shared.db.session import read_connection, session_scope
 from shared.settings import Settings
 from shared.storage import ObjectStore
 
@@ -33,9 +34,16 @@ def celery() -> Celery:
 
 @contextmanager
 def db() -> Iterator[Session]:
-    """A database session for this request; commits on success."""
+    """A database session for this request's writes; commits on success."""
     with session_scope(settings().database_url) as session:
         yield session
+
+
+@contextmanager
+def db_read() -> Iterator[Connection]:
+    """A database connection for this request's reads (autocommit, no ORM)."""
+    with read_connection(settings().database_url) as connection:
+        yield connection
 
 
 def json_body() -> dict[str, Any]:

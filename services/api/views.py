@@ -1,11 +1,12 @@
-"""JSON views of database rows, as the API returns them."""
+"""JSON views of database rows (ORM objects or Core rows), as the API returns them."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from shared.db.models import Artifact, Dataset, Job, Metric
+from services.api.job_reads import AnyRow, JobRecord
+from shared.db.models import Dataset
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -24,7 +25,7 @@ def dataset_view(dataset: Dataset) -> dict[str, Any]:
     }
 
 
-def artifact_view(artifact: Artifact, base_url: str) -> dict[str, Any]:
+def artifact_view(artifact: AnyRow, base_url: str) -> dict[str, Any]:
     """An artifact with its download link."""
     return {
         "name": artifact.name,
@@ -36,7 +37,7 @@ def artifact_view(artifact: Artifact, base_url: str) -> dict[str, Any]:
     }
 
 
-def metric_view(metric: Metric) -> dict[str, Any]:
+def metric_view(metric: AnyRow) -> dict[str, Any]:
     """One row of metrics."""
     return {
         "step": metric.step,
@@ -46,7 +47,7 @@ def metric_view(metric: Metric) -> dict[str, Any]:
     }
 
 
-def job_summary(job: Job) -> dict[str, Any]:
+def job_summary(job: AnyRow) -> dict[str, Any]:
     """The short view of a job, as listed."""
     return {
         "id": job.id,
@@ -54,15 +55,16 @@ def job_summary(job: Job) -> dict[str, Any]:
         "model_kind": job.model_kind,
         "status": job.status,
         "progress": round(job.progress, 4),
-        "dataset": job.dataset.name if job.dataset else None,
+        "dataset": job.dataset_name,
         "parent_id": job.parent_id,
         "created_at": _iso(job.created_at),
         "finished_at": _iso(job.finished_at),
     }
 
 
-def job_view(job: Job, latest: Metric | None, base_url: str) -> dict[str, Any]:
+def job_view(record: JobRecord, base_url: str) -> dict[str, Any]:
     """The full view of a job: state, progress, latest metrics, history, artifacts, results."""
+    job, latest = record.job, record.latest_metric
     view = job_summary(job)
     view.update(
         {
@@ -80,9 +82,9 @@ def job_view(job: Job, latest: Metric | None, base_url: str) -> dict[str, Any]:
             "results": job.results or {},
             "history": [
                 {"status": event.status, "at": _iso(event.at), "message": event.message}
-                for event in job.events
+                for event in record.events
             ],
-            "artifacts": [artifact_view(artifact, base_url) for artifact in job.artifacts],
+            "artifacts": [artifact_view(artifact, base_url) for artifact in record.artifacts],
         }
     )
     return view

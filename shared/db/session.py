@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -52,6 +52,18 @@ def session_scope(url: str) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+@contextmanager
+def read_connection(url: str) -> Iterator[Connection]:
+    """A pooled connection for reads, in autocommit mode: no BEGIN and no COMMIT round trips.
+
+    Nothing is lost by it: under PostgreSQL's READ COMMITTED every statement takes its own
+    snapshot, inside a transaction or not. Do not write through it.
+    """
+    with get_engine(url).connect() as connection:
+        connection.execution_options(isolation_level="AUTOCOMMIT")
+        yield connection
 
 
 def ping(url: str) -> None:

@@ -9,16 +9,17 @@ from flask import Blueprint, Response, jsonify, redirect, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy.orm import Session
 
-from services.api import deps
+from services.api import deps, job_reads
 from services.api.auth import caller, can_see
 from services.api.errors import ApiError, not_found
+from services.api.job_reads import JobRecord
 from services.api.views import job_summary, job_view, metric_view
 from shared.dataset_registry import MNIST_NAME
 from shared.datasets import DATASET_NAME
-from shared.db.models import Artifact, Dataset, Job, JobEvent, Metric, utcnow
-from shared.job_records import metrics_of, transition, update_fields
+from shared.db.models import Dataset, Job, JobEvent, utcnow
+from shared.job_records import transition, update_fields
 from shared.job_specs import SpecError, validate_sample_params, validate_training_spec
 from shared.job_state import JobKind, JobStatus
 from shared.queue import SAMPLE_TASK, TRAIN_TASK, enqueue
@@ -29,20 +30,14 @@ bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
 SUBMIT_FIELDS = {"kind", "dataset", "params"}
 
 
-def _load_job(session: Session, job_id: str) -> Job:
-    """The job, if the caller may see it; another owner's job is a 404 like a missing one."""
-    # One round trip for the job and its dataset, one each for history and artifacts.
-    options = [joinedload(Job.dataset), selectinload(Job.events), selectinload(Job.artifacts)]
-    job = session.get(Job, job_id, options=options)
-    if job is None or not can_see(job.owner):
+def _visible_job(job_id: str) -> JobRecord:
+    """The job with all its view shows, if the caller may see it; another owner's job is a 404
+    like a missing one."""
+    with deps.db_read() as connection:
+        record = job_reads.fetch_job(connection, job_id)
+    if record is None or not can_see(record.job.owner):
         raise not_found("job", job_id)
-    return job
-
-
-def _latest_metric(session: Session, job_id: str) -> Metric | None:
-    return session.scalar(
-        select(Metric).where(Metric.job_id == job_id).order_by(Metric.step.desc()).limit(1)
-    )
+    return record
 
 
 def _enqueue(job_id: str, task_name: str) -> None:
@@ -93,10 +88,7 @@ def _replayed(session: Session, owner: str, key: str | None) -> str | None:
 
 
 def _created(job_id: str) -> tuple[Response, int]:
-    with deps.db() as session:
-        job = _load_job(session, job_id)
-        body = job_view(job, None, request.host_url)
-    response = jsonify(body)
+    response = jsonify(job_view(_visible_job(job_id), request.host_url))
     response.headers["Location"] = f"/v1/jobs/{job_id}"
     return response, 202
 
@@ -162,48 +154,36 @@ def submit_job() -> tuple[Response, int]:
 @bp.get("")
 def list_jobs() -> Response:
     """Jobs, newest first, filtered by status and kind, then paginated."""
-    query = select(Job)
-    if not caller().is_admin:
-        query = query.where(Job.owner == caller().owner)
     status = request.args.get("status")
-    if status is not None:
-        if status not in {s.value for s in JobStatus}:
-            raise ApiError(422, "invalid_parameter", f"unknown status {status!r}", "status")
-        query = query.where(Job.status == status)
+    if status is not None and status not in {s.value for s in JobStatus}:
+        raise ApiError(422, "invalid_parameter", f"unknown status {status!r}", "status")
     kind = request.args.get("kind")
-    if kind is not None:
-        if kind not in {k.value for k in JobKind}:
-            raise ApiError(422, "invalid_parameter", f"unknown kind {kind!r}", "kind")
-        query = query.where(Job.kind == kind)
+    if kind is not None and kind not in {k.value for k in JobKind}:
+        raise ApiError(422, "invalid_parameter", f"unknown kind {kind!r}", "kind")
     limit = deps.query_int("limit", 50, 1, 500)
     offset = deps.query_int("offset", 0, 0, 10**9)
-    with deps.db() as session:
-        total = session.scalar(select(func.count()).select_from(query.subquery()))
-        rows = session.scalars(
-            query.options(selectinload(Job.dataset))
-            .order_by(Job.created_at.desc(), Job.id)
-            .limit(limit)
-            .offset(offset)
-        ).all()
-        items = [job_summary(row) for row in rows]
+    owner = None if caller().is_admin else caller().owner
+    with deps.db_read() as connection:
+        total, rows = job_reads.list_jobs(connection, owner, status, kind, limit, offset)
+    items = [job_summary(row) for row in rows]
     return jsonify({"items": items, "total": total, "limit": limit, "offset": offset})
 
 
 @bp.get("/<job_id>")
 def get_job(job_id: str) -> Response:
     """A job's state, progress, latest metrics, history, artifacts and results."""
-    with deps.db() as session:
-        job = _load_job(session, job_id)
-        return jsonify(job_view(job, _latest_metric(session, job_id), request.host_url))
+    return jsonify(job_view(_visible_job(job_id), request.host_url))
 
 
 @bp.get("/<job_id>/metrics")
 def get_metrics(job_id: str) -> Response:
     """Every recorded epoch (or step block) of a job's metrics."""
-    with deps.db() as session:
-        _load_job(session, job_id)
-        items = [metric_view(m) for m in metrics_of(session, job_id)]
-        return jsonify({"job_id": job_id, "items": items})
+    with deps.db_read() as connection:
+        owner = job_reads.job_owner(connection, job_id)
+        if owner is None or not can_see(owner):
+            raise not_found("job", job_id)
+        rows = job_reads.job_metrics(connection, job_id)
+    return jsonify({"job_id": job_id, "items": [metric_view(row) for row in rows]})
 
 
 @bp.post("/<job_id>/cancel")
@@ -220,9 +200,7 @@ def cancel_job(job_id: str) -> tuple[Response, int]:
             transition(session, job, JobStatus.CANCELLED, "cancelled before it started")
         elif status is JobStatus.RUNNING:
             transition(session, job, JobStatus.CANCELLING, "cancel requested")
-    with deps.db() as session:
-        job = _load_job(session, job_id)
-        return jsonify(job_view(job, _latest_metric(session, job_id), request.host_url)), 202
+    return jsonify(job_view(_visible_job(job_id), request.host_url)), 202
 
 
 @bp.post("/<job_id>/samples")
@@ -265,13 +243,11 @@ def sample_job(job_id: str) -> tuple[Response, int]:
 @bp.get("/<job_id>/artifacts/<path:name>")
 def get_artifact(job_id: str, name: str) -> ResponseReturnValue:
     """Stream an artifact, or redirect to a short-lived presigned URL on S3."""
-    with deps.db() as session:
-        owner = session.scalar(select(Job.owner).where(Job.id == job_id))
+    with deps.db_read() as connection:
+        owner = job_reads.job_owner(connection, job_id)
         if owner is None or not can_see(owner):
             raise not_found("job", job_id)
-        artifact = session.scalar(
-            select(Artifact).where(Artifact.job_id == job_id, Artifact.name == name)
-        )
+        artifact = job_reads.find_artifact(connection, job_id, name)
         if artifact is None:
             raise not_found("artifact", name)
     store = deps.store()

@@ -1,0 +1,162 @@
+"""The reads behind the job views: Core statements on an autocommit connection, no ORM objects.
+
+A client polls ``GET /v1/jobs/<id>`` every second or so while its job runs, which makes it the
+API's hottest path. Loading ORM objects cost about 1 ms of CPU per statement here; the same rows
+through Core cost a fraction of that (``bench/status_breakdown.py``, docs/benchmarks.md). Writes
+stay in the ORM (``shared.job_records``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, TypeAlias, cast
+
+from sqlalchemy import Connection, Row, String, Table, bindparam, func, select
+
+from shared.db.models import Artifact, Dataset, Job, JobEvent, Metric
+
+# A result row of any width; fields are read by name (``row.status``).
+AnyRow: TypeAlias = Row[*tuple[Any, ...]]
+
+JOBS = cast(Table, Job.__table__)
+DATASETS = cast(Table, Dataset.__table__)
+EVENTS = cast(Table, JobEvent.__table__)
+ARTIFACTS = cast(Table, Artifact.__table__)
+METRICS = cast(Table, Metric.__table__)
+
+_J = JOBS.c
+SUMMARY_COLUMNS = (
+    _J.id,
+    _J.kind,
+    _J.model_kind,
+    _J.status,
+    _J.progress,
+    DATASETS.c.name.label("dataset_name"),
+    _J.parent_id,
+    _J.owner,
+    _J.created_at,
+    _J.finished_at,
+)
+DETAIL_COLUMNS = (
+    _J.params,
+    _J.attempts,
+    _J.error,
+    _J.eta_seconds,
+    _J.started_at,
+    _J.updated_at,
+    _J.heartbeat_at,
+    _J.param_count,
+    _J.replicas,
+    _J.global_batch_size,
+    _J.results,
+)
+_WITH_DATASET = JOBS.outerjoin(DATASETS, DATASETS.c.id == _J.dataset_id)
+_JOB_ID = bindparam("job_id", type_=String)
+
+# Built once: SQLAlchemy caches each statement's compiled form, so a read pays only execution.
+_JOB = select(*SUMMARY_COLUMNS, *DETAIL_COLUMNS).select_from(_WITH_DATASET).where(_J.id == _JOB_ID)
+_OWNER = select(_J.owner).where(_J.id == _JOB_ID)
+_EVENTS = (
+    select(EVENTS.c.status, EVENTS.c.at, EVENTS.c.message)
+    .where(EVENTS.c.job_id == _JOB_ID)
+    .order_by(EVENTS.c.id)
+)
+_ARTIFACTS = (
+    select(
+        ARTIFACTS.c.job_id,
+        ARTIFACTS.c.name,
+        ARTIFACTS.c.size_bytes,
+        ARTIFACTS.c.content_type,
+        ARTIFACTS.c.sha256,
+        ARTIFACTS.c.created_at,
+    )
+    .where(ARTIFACTS.c.job_id == _JOB_ID)
+    .order_by(ARTIFACTS.c.id)
+)
+_METRIC_COLUMNS = (METRICS.c.step, METRICS.c.attempt, METRICS.c["values"], METRICS.c.seconds)
+_LATEST_METRIC = (
+    select(*_METRIC_COLUMNS, METRICS.c.at)
+    .where(METRICS.c.job_id == _JOB_ID)
+    .order_by(METRICS.c.step.desc(), METRICS.c.attempt.desc())
+    .limit(1)
+)
+_METRICS = (
+    select(*_METRIC_COLUMNS, METRICS.c.at)
+    .where(METRICS.c.job_id == _JOB_ID)
+    .order_by(METRICS.c.step, METRICS.c.attempt)
+)
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """Everything the full view of a job shows, as plain rows."""
+
+    job: AnyRow
+    events: Sequence[AnyRow]
+    artifacts: Sequence[AnyRow]
+    latest_metric: AnyRow | None
+
+
+def job_owner(connection: Connection, job_id: str) -> str | None:
+    """The owner of a job, or None if there is no such job."""
+    owner: str | None = connection.scalar(_OWNER, {"job_id": job_id})
+    return owner
+
+
+def fetch_job(connection: Connection, job_id: str) -> JobRecord | None:
+    """A job with its history, artifacts and latest metrics, or None if there is no such job."""
+    params = {"job_id": job_id}
+    job = connection.execute(_JOB, params).first()
+    if job is None:
+        return None
+    return JobRecord(
+        job=job,
+        events=connection.execute(_EVENTS, params).all(),
+        artifacts=connection.execute(_ARTIFACTS, params).all(),
+        latest_metric=connection.execute(_LATEST_METRIC, params).first(),
+    )
+
+
+def job_metrics(connection: Connection, job_id: str) -> list[AnyRow]:
+    """A job's metrics in step order, one row per step: the latest attempt's."""
+    latest: dict[int, AnyRow] = {}
+    for row in connection.execute(_METRICS, {"job_id": job_id}):
+        latest[row.step] = row
+    return list(latest.values())
+
+
+def list_jobs(
+    connection: Connection,
+    owner: str | None,
+    status: str | None,
+    kind: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[int, list[AnyRow]]:
+    """The total of matching jobs and one page of them, newest first (``owner`` None: all)."""
+    conditions = []
+    if owner is not None:
+        conditions.append(_J.owner == owner)
+    if status is not None:
+        conditions.append(_J.status == status)
+    if kind is not None:
+        conditions.append(_J.kind == kind)
+    total = connection.scalar(select(func.count()).select_from(JOBS).where(*conditions)) or 0
+    page = (
+        select(*SUMMARY_COLUMNS)
+        .select_from(_WITH_DATASET)
+        .where(*conditions)
+        .order_by(_J.created_at.desc(), _J.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    return total, list(connection.execute(page).all())
+
+
+def find_artifact(connection: Connection, job_id: str, name: str) -> AnyRow | None:
+    """One artifact of a job by name, with its storage key, or None."""
+    query = select(*_ARTIFACTS.selected_columns, ARTIFACTS.c.storage_key).where(
+        ARTIFACTS.c.job_id == job_id, ARTIFACTS.c.name == name
+    )
+    return connection.execute(query).first()
