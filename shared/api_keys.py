@@ -5,11 +5,12 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from shared.db.models import ApiKey, utcnow
-from shared.db.session import session_scope
+from shared.db.session import read_connection, session_scope
 
 KEY_PREFIX = "gt_"
 OWNER = re.compile(r"^[a-z0-9][a-z0-9_.@-]{0,63}$")
@@ -31,15 +32,26 @@ def create_key(database_url: str, owner: str, is_admin: bool = False) -> tuple[A
     return row, secret
 
 
-def verify_key(database_url: str, key: str) -> ApiKey | None:
-    """The live key row matching ``key``, or None (unknown or revoked)."""
+@dataclass(frozen=True)
+class KeyHolder:
+    """Who a verified key acts for."""
+
+    owner: str
+    is_admin: bool
+
+
+_LIVE_KEY = select(ApiKey.owner, ApiKey.is_admin).where(
+    ApiKey.digest == bindparam("digest"), ApiKey.revoked_at.is_(None)
+)
+
+
+def verify_key(database_url: str, key: str) -> KeyHolder | None:
+    """Who ``key`` acts for, or None when it is unknown, revoked or malformed."""
     if not key.startswith(KEY_PREFIX) or len(key) > 200:
         return None
-    with session_scope(database_url) as session:
-        row = session.scalar(select(ApiKey).where(ApiKey.digest == digest(key)))
-    if row is None or row.revoked_at is not None:
-        return None
-    return row
+    with read_connection(database_url) as connection:
+        row = connection.execute(_LIVE_KEY, {"digest": digest(key)}).first()
+    return None if row is None else KeyHolder(owner=row.owner, is_admin=row.is_admin)
 
 
 def revoke_key(database_url: str, key_id: str) -> bool:

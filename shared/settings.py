@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     # (refused unless bound to loopback).
     auth: Literal["auto", "required", "off"] = "auto"
     submit_rate_per_minute: int = Field(default=60, ge=1, le=100_000)
+    # An API process remembers a verified key this long, so a client polling a job does not cost
+    # a key lookup per request; a revoked key stops working within this time. 0: no caching.
+    api_key_cache_seconds: float = Field(default=10.0, ge=0, le=300)
 
     # Reliability: a running job's worker writes a heartbeat this often; the reaper re-queues a
     # job whose heartbeat is older than the timeout, and re-sends a queued job nobody took.

@@ -23,7 +23,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["gentrain.store"] = open_store(settings)
     app.extensions["gentrain.celery"] = make_celery(settings, name="gentrain-api")
     register_error_handlers(app)
-    register_auth(app)
+    register_auth(app, settings)
     app.register_blueprint(health.bp)
     app.register_blueprint(datasets.bp)
     app.register_blueprint(jobs.bp)

@@ -1,12 +1,13 @@
 """API keys and owners: each key sees only its own; no key, a wrong or revoked key is 401."""
 
 import io
+import time
 from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
 
-from services.api import create_app
+from services.api import auth, create_app
 from shared.api_keys import create_key, revoke_key
 from shared.settings import Settings
 
@@ -84,10 +85,34 @@ def test_missing_or_wrong_keys_are_401(client: FlaskClient, headers: dict[str, s
     assert response.json["error"]["code"] == "unauthorized"
 
 
-def test_a_revoked_key_is_401(client: FlaskClient, secured: Settings) -> None:
+def test_a_revoked_key_is_401_at_once_without_the_key_cache(secured: Settings) -> None:
+    client = create_app(secured.model_copy(update={"api_key_cache_seconds": 0})).test_client()
     row, key = create_key(secured.database_url, "carol")
     assert client.get("/v1/jobs", headers=bearer(key)).status_code == 200
     assert revoke_key(secured.database_url, row.id)
+    assert client.get("/v1/jobs", headers=bearer(key)).status_code == 401
+
+
+def test_a_revoked_key_stops_working_once_its_cache_entry_expires(
+    client: FlaskClient, secured: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert secured.api_key_cache_seconds == 10
+    row, key = create_key(secured.database_url, "dave")
+    assert client.get("/v1/jobs", headers=bearer(key)).status_code == 200
+    assert revoke_key(secured.database_url, row.id)
+    # Remembered as verified: the documented window in which a revoked key still works.
+    assert client.get("/v1/jobs", headers=bearer(key)).status_code == 200
+    now = time.monotonic()
+    monkeypatch.setattr(auth.time, "monotonic", lambda: now + 10.5)
+    assert client.get("/v1/jobs", headers=bearer(key)).status_code == 401
+
+
+def test_unknown_keys_are_not_remembered(client: FlaskClient, secured: Settings) -> None:
+    row, key = create_key(secured.database_url, "erin")
+    assert revoke_key(secured.database_url, row.id)
+    assert client.get("/v1/jobs", headers=bearer(key)).status_code == 401
+    _, fresh = create_key(secured.database_url, "erin")
+    assert client.get("/v1/jobs", headers=bearer(fresh)).status_code == 200
     assert client.get("/v1/jobs", headers=bearer(key)).status_code == 401
 
 
