@@ -255,6 +255,12 @@ class Stack:
             row = conn.execute("SELECT count(*) FROM jobs").fetchone()
             return int(row[0]) if row else 0
 
+    def vacuum(self) -> None:
+        """VACUUM ANALYZE the benchmark's database, so that autovacuum, woken by thousands of
+        jobs a submission run created, does not land in the next configuration's run."""
+        with psycopg.connect(self.psycopg_dsn, autocommit=True) as conn:
+            conn.execute("VACUUM ANALYZE")
+
     @property
     def psycopg_dsn(self) -> str:
         return f"host={LOOPBACK} port=5432 user=postgres dbname={self.db_name}"
@@ -753,6 +759,7 @@ def measure_config(
         if api is not None:
             stack.stop(api)
         stack.flush_broker()
+        stack.vacuum()
     return result
 
 
@@ -909,6 +916,9 @@ def main(argv: list[str] | None = None) -> int:
         help="concurrent keep-alive connections (default: %(default)s)",
     )
     parser.add_argument("--duration", type=float, default=10, help="seconds per load run")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="go through the configurations this many times"
+    )
     parser.add_argument("--warmup", type=float, default=2, help="seconds of warm-up GETs")
     parser.add_argument("--jobs", type=int, default=10, help="jobs for the running-delay phase")
     parser.add_argument(
@@ -929,8 +939,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
     parser.add_argument("--keep", action="store_true", help="keep the work dir (logs)")
     args = parser.parse_args(argv)
-    if not 1 <= args.connections <= 256 or not 1 <= args.duration <= 60 or args.jobs > 50:
-        parser.error("bounded load only: 1-256 connections, 1-60 s per run, at most 50 jobs")
+    if (
+        not 1 <= args.connections <= 256
+        or not 1 <= args.duration <= 60
+        or args.jobs > 50
+        or not 1 <= args.rounds <= 5
+    ):
+        parser.error(
+            "bounded load only: 1-256 connections, 1-60 s per run, at most 50 jobs, 1-5 rounds"
+        )
     try:
         configs = [parse_config(item) for item in args.configs.split(",") if item]
     except ValueError as error:
@@ -985,9 +1002,13 @@ def main(argv: list[str] | None = None) -> int:
         stack.flush_broker()
 
         results = []
-        for config in configs:
-            quiet.wait(config.label)
-            results.append(measure_config(stack, config, dataset, poll_job, args))
+        for round_number in range(1, args.rounds + 1):
+            for config in configs:
+                label = config.label + (f" (round {round_number})" if args.rounds > 1 else "")
+                quiet.wait(label)
+                result = measure_config(stack, config, dataset, poll_job, args)
+                result.config = label
+                results.append(result)
 
         meta = {
             "generator": generator,

@@ -133,22 +133,23 @@ def main(argv: list[str] | None = None) -> int:
         run_cli(stack, "db", "upgrade")
         os.environ.update(stack.env)
         from flask import g
-        from sqlalchemy import create_engine, func, select, text
-        from sqlalchemy.orm import joinedload, selectinload, sessionmaker
+        from sqlalchemy import func, select, text
+        from sqlalchemy.orm import joinedload, selectinload
 
         import services.api.routes.jobs as jobs_routes
         import shared.db.session as db_session
-        from services.api import create_app
+        from services.api import create_app, job_reads
         from services.api.auth import Caller
         from services.api.views import job_view
         from shared.api_keys import create_key, verify_key
-        from shared.db.models import Dataset, Job, utcnow
+        from shared.db.models import Job, Metric, utcnow
         from shared.job_records import update_fields
         from shared.queue import TRAIN_TASK, enqueue
         from shared.settings import get_settings
 
         get_settings.cache_clear()
-        app = create_app()
+        settings = get_settings()
+        app = create_app(settings)
         client = app.test_client()
         with DATASET.open("rb") as handle:
             response = client.post(
@@ -171,42 +172,40 @@ def main(argv: list[str] | None = None) -> int:
             assert client.post("/v1/jobs", json=body).status_code == 202
         post_statements = list(sent)
 
-        # The whole requests, as served (plus Flask's own floor).
+        # The whole requests, as served (plus Flask's own floor), with and without API keys.
+        _, secret = create_key(url, "bench", is_admin=True)
+        keyed = {"Authorization": f"Bearer {secret}"}
+        secured = create_app(settings.model_copy(update={"auth": "required"})).test_client()
+        no_cache = settings.model_copy(update={"auth": "required", "api_key_cache_seconds": 0})
+        uncached = create_app(no_cache).test_client()
         row("GET /healthz (Flask + test client floor)", "0", lambda: client.get("/healthz"))
         row("GET /v1/jobs/<id> as is", describe(get_statements), lambda: client.get(path))
+        row("GET /v1/jobs/<id> with an API key (remembered)", describe(get_statements),
+            lambda: secured.get(path, headers=keyed))  # fmt: skip
+        row("GET /v1/jobs/<id> with an API key, key cache off", "+1 SQL, +1 connection",
+            lambda: uncached.get(path, headers=keyed))  # fmt: skip
         row("POST /v1/jobs as is", describe(post_statements) + " + Redis",
             lambda: client.post("/v1/jobs", json=body))  # fmt: skip
 
-        # The pieces, each in its own session as the routes do, inside a request context.
+        # The pieces, each on its own connection or session as the routes take them.
         context = app.test_request_context(path)
         context.push()
         g.caller = Caller(owner="", is_admin=True)
 
         def ping_only() -> None:
-            with db_session.session_scope(url) as session:
-                session.execute(text("SELECT 1"))
+            with db_session.read_connection(url) as connection:
+                connection.execute(text("SELECT 1"))
 
-        def load_job() -> None:
-            with db_session.session_scope(url) as session:
-                jobs_routes._load_job(session, job_id)
+        def fetch() -> None:
+            with db_session.read_connection(url) as connection:
+                job_reads.fetch_job(connection, job_id)
 
-        def latest_metric() -> None:
-            with db_session.session_scope(url) as session:
-                jobs_routes._latest_metric(session, job_id)
-
-        with db_session.session_scope(url) as session:
-            loaded = jobs_routes._load_job(session, job_id)
-            latest = jobs_routes._latest_metric(session, job_id)
-            job_view(loaded, latest, "http://localhost/")  # loads job.dataset while attached
+        with db_session.read_connection(url) as connection:
+            record = job_reads.fetch_job(connection, job_id)
+        assert record is not None
 
         def serialise() -> None:
-            json.dumps(job_view(loaded, latest, "http://localhost/"))
-
-        def dataset_lazy_load() -> None:
-            with db_session.session_scope(url) as session:
-                session.get(Dataset, loaded.dataset_id)
-
-        _, secret = create_key(url, "bench", is_admin=True)
+            json.dumps(job_view(record, "http://localhost/"))
 
         def rate_check() -> None:
             with db_session.session_scope(url) as session:
@@ -216,14 +215,10 @@ def main(argv: list[str] | None = None) -> int:
             with db_session.session_scope(url) as session:
                 update_fields(session, job_id, enqueued_at=utcnow())
 
-        row("session: pre-ping + BEGIN + SELECT 1 + COMMIT", "1 SQL, 1 session", ping_only)
-        row("GET piece: _load_job (jobs + selectin events, artifacts)", "3 SQL, 1 session",
-            load_job)  # fmt: skip
-        row("GET piece: _latest_metric", "1 SQL, 1 session", latest_metric)
-        row("GET piece: job.dataset lazy load (in job_summary)", "1 SQL, 1 session",
-            dataset_lazy_load)  # fmt: skip
+        row("read connection: checkout (pre-ping) + SELECT 1", "1 SQL, 1 connection", ping_only)
+        row("GET piece: job_reads.fetch_job", "4 SQL, 1 connection", fetch)
         row("GET piece: job_view + json.dumps (no database)", "0", serialise)
-        row("auth piece: verify_key (when keys are required)", "1 SQL, 1 session",
+        row("auth piece: verify_key (a cache miss)", "1 SQL, 1 connection",
             lambda: verify_key(url, secret))  # fmt: skip
         with db_session.session_scope(url) as session:
             since = utcnow() - timedelta(seconds=60)
@@ -238,68 +233,25 @@ def main(argv: list[str] | None = None) -> int:
             lambda: enqueue(celery, TRAIN_TASK, "x"))  # fmt: skip
         context.pop()
 
-        # The same GET with fixes applied in-process (the service code is not changed), the
-        # variants interleaved round by round so that other load on the machine hits them alike.
-        def factory(**options: Any) -> Any:
-            engine = create_engine(url, pool_size=5, max_overflow=10, **options)
-            return sessionmaker(bind=engine, expire_on_commit=False)
-
-        def load_job_joined(session: Any, wanted: str) -> Job:
-            job = session.get(
-                Job,
-                wanted,
-                options=[
+        # Loading the view's rows three ways, interleaved round by round so that other load on
+        # the machine hits them alike: the ORM loading the API used before (one session:
+        # job + dataset joined, history and artifacts by selectin, the latest metric), the Core
+        # reads it uses now, and a floor of one hand-written PostgreSQL round trip.
+        def orm_load() -> None:
+            with db_session.session_scope(url) as session:
+                options = [
                     joinedload(Job.dataset),
                     selectinload(Job.events),
                     selectinload(Job.artifacts),
-                ],
-            )
-            if job is None:
-                raise LookupError(wanted)
-            return job
+                ]
+                session.get(Job, job_id, options=options)
+                session.scalar(
+                    select(Metric)
+                    .where(Metric.job_id == job_id)
+                    .order_by(Metric.step.desc())
+                    .limit(1)
+                )
 
-        original_load, original_factory = jobs_routes._load_job, db_session._session_factory
-        no_ping = factory(pool_pre_ping=False)
-        autocommit = factory(pool_pre_ping=False, isolation_level="AUTOCOMMIT")
-        sql = int(describe(get_statements).split(" SQL")[0])
-        variants: list[tuple[str, str, Any, Any]] = [
-            ("GET as is (interleaved with the fixes)", f"{sql} SQL, 1 session", None,
-             original_load),
-            ("GET fix A: no pool_pre_ping", f"{sql} SQL, no ping", no_ping, original_load),
-            ("GET fix B: A + autocommit reads (no BEGIN/COMMIT)", f"{sql} SQL, no ping",
-             autocommit, original_load),
-            ("GET fix C: B + dataset joined in the first query", f"{sql - 1} SQL, no ping",
-             autocommit, load_job_joined),
-        ]  # fmt: skip
-        walls: dict[str, list[float]] = {label: [] for label, *_ in variants}
-        cpus: dict[str, float] = {label: 0.0 for label, *_ in variants}
-        per_round = max(5, count // 10)
-        deadline = time.monotonic() + 4 * budget
-        for _round in range(10):
-            for label, _work, chosen, loader in variants:
-                if chosen is None:
-                    db_session._session_factory = original_factory
-                else:
-                    db_session._session_factory = lambda _url, f=chosen: f  # type: ignore
-                jobs_routes._load_job = loader
-                client.get(path)  # warm this variant's pool
-                cpu_start = time.process_time()
-                for _ in range(per_round):
-                    started = time.perf_counter()
-                    client.get(path)
-                    walls[label].append(time.perf_counter() - started)
-                cpus[label] += time.process_time() - cpu_start
-            if time.monotonic() > deadline:
-                break
-        jobs_routes._load_job = original_load  # type: ignore[assignment]
-        db_session._session_factory = original_factory
-        for label, work, *_ in variants:
-            wall = statistics.median(walls[label]) * 1000
-            cpu = cpus[label] / len(walls[label]) * 1000
-            rows.append((label, work, wall, cpu))
-            log(f"{label}: {wall:.2f} ms wall, {cpu:.2f} ms CPU ({len(walls[label])} calls)")
-
-        # The floor: the whole view in one round trip of plain SQL, no ORM.
         one_query = text(
             """
             SELECT row_to_json(j) FROM (
@@ -314,15 +266,39 @@ def main(argv: list[str] | None = None) -> int:
               WHERE jobs.id = :id) j
             """
         )
-        raw_engine = create_engine(url, isolation_level="AUTOCOMMIT", pool_size=2)
 
         def one_round_trip() -> None:
-            with raw_engine.connect() as connection:
-                json.dumps(connection.execute(one_query, {"id": job_id}).scalar_one())
+            with db_session.read_connection(url) as connection:
+                connection.execute(one_query, {"id": job_id}).scalar_one()
 
-        row("floor: the whole view as one SQL round trip (Core, no ORM)", "1 SQL, no ping",
-            one_round_trip)  # fmt: skip
-        raw_engine.dispose()
+        variants: list[tuple[str, str, Callable[[], Any]]] = [
+            ("load: ORM, as before (interleaved)", "4 SQL, 1 session", orm_load),
+            ("load: Core job_reads.fetch_job, now (interleaved)", "4 SQL, 1 connection", fetch),
+            ("load floor: one hand-written SQL round trip (interleaved)", "1 SQL, 1 connection",
+             one_round_trip),
+        ]  # fmt: skip
+        walls: dict[str, list[float]] = {label: [] for label, *_ in variants}
+        cpus: dict[str, float] = {label: 0.0 for label, *_ in variants}
+        per_round = max(5, count // 10)
+        deadline = time.monotonic() + 4 * budget
+        for _ in range(20):
+            for _, _, action in variants:
+                action()  # warm
+        for _round in range(10):
+            for label, _work, action in variants:
+                cpu_start = time.process_time()
+                for _ in range(per_round):
+                    started = time.perf_counter()
+                    action()
+                    walls[label].append(time.perf_counter() - started)
+                cpus[label] += time.process_time() - cpu_start
+            if time.monotonic() > deadline:
+                break
+        for label, work, _ in variants:
+            wall = statistics.median(walls[label]) * 1000
+            cpu = cpus[label] / len(walls[label]) * 1000
+            rows.append((label, work, wall, cpu))
+            log(f"{label}: {wall:.2f} ms wall, {cpu:.2f} ms CPU ({len(walls[label])} calls)")
 
     print(f"In-process, one thread, median of up to {count} calls each (Flask test client, "
           "no HTTP server; PostgreSQL on loopback).\n")  # fmt: skip
