@@ -58,8 +58,9 @@ def counting(engine: Any) -> Iterator[list[str]]:
     def on_execute(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         sent.append(" ".join(statement.split())[:60])
 
-    def on_begin(_conn: Any) -> None:
-        sent.append("BEGIN")
+    def on_begin(conn: Any) -> None:
+        if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+            sent.append("BEGIN")  # an autocommit connection sends none
 
     def on_commit(_conn: Any) -> None:
         sent.append("COMMIT")
@@ -83,10 +84,10 @@ def counting(engine: Any) -> Iterator[list[str]]:
 
 
 def describe(sent: list[str]) -> str:
-    """'5 SQL, 1 session' and so on, from what ``counting`` collected."""
+    """'5 SQL, 1 checkout' and so on, from what ``counting`` collected."""
     sql = sum(1 for item in sent if item not in ("BEGIN", "COMMIT", "CHECKOUT"))
-    sessions = sent.count("CHECKOUT")
-    return f"{sql} SQL, {sessions} session{'s' if sessions != 1 else ''}"
+    checkouts = sent.count("CHECKOUT")
+    return f"{sql} SQL, {checkouts} checkout{'s' if checkouts != 1 else ''}"
 
 
 def make_finished_job(database_url: str, dataset_id: str, store: Any) -> str:
