@@ -568,12 +568,16 @@ class ApiConfig:
     threads: int
     # API keys required (as whenever the API binds beyond loopback): each request checks one.
     auth: bool = False
+    # Serve the service's code as of this git revision instead of the working tree's (same
+    # virtualenv and database): the earlier code side by side with the current one.
+    revision: str | None = None
 
     @property
     def label(self) -> str:
         worker_class = "gthread" if self.threads > 1 else "sync"
         keys = " + API key" if self.auth else ""
-        return f"{worker_class} {self.workers}w×{self.threads}t{keys}"
+        at = f" @ {self.revision}" if self.revision else ""
+        return f"{worker_class} {self.workers}w×{self.threads}t{keys}{at}"
 
 
 @dataclass
@@ -595,13 +599,32 @@ class DelayResult:
     error: str | None = None
 
 
+def checkout_revision(stack: Stack, revision: str) -> Path:
+    """The service's packages as of ``revision``, exported under the work dir (once)."""
+    target = stack.work_dir / f"rev-{revision}"
+    if not target.exists():
+        target.mkdir()
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", revision, "services", "shared", "workers"],
+            capture_output=True, check=True, timeout=60,
+        )  # fmt: skip
+        subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
+    return target
+
+
 def start_api(stack: Stack, config: ApiConfig, name: str) -> tuple[Process, str]:
     port = free_port()
+    env = {"GENTRAIN_AUTH": "required" if config.auth else "off"}
+    command = [str(GENTRAIN)]
+    if config.revision:
+        # PYTHONPATH comes before the editable install's finder, in gunicorn's children too.
+        env["PYTHONPATH"] = str(checkout_revision(stack, config.revision))
+        command = [str(GENTRAIN.parent / "python"), "-m", "services.cli.main"]
     api = stack.start(
         name,
-        [str(GENTRAIN), "api", "--host", LOOPBACK, "--port", str(port),
+        [*command, "api", "--host", LOOPBACK, "--port", str(port),
          "--workers", str(config.workers), "--threads", str(config.threads)],
-        env={"GENTRAIN_AUTH": "required" if config.auth else "off"},
+        env=env,
     )  # fmt: skip
     base = f"http://{LOOPBACK}:{port}"
     wait_http(f"{base}/healthz", api, timeout=60)
@@ -707,6 +730,7 @@ def measure_config(
     api: Process | None = None
     try:
         name = f"api-{config.workers}w{config.threads}t{'-auth' if config.auth else ''}"
+        name += f"-{config.revision}" if config.revision else ""
         api, base = start_api(stack, config, name)
         headers: dict[str, str] = {}
         if config.auth:
@@ -885,11 +909,21 @@ def machine_line() -> str:
 
 
 def parse_config(text: str) -> ApiConfig:
+    text, _, revision = text.partition("@")
+    if revision:
+        check = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}"],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if check.returncode != 0:
+            raise ValueError(f"unknown git revision {revision!r}")
     shape, _, extra = text.partition("+")
     if extra not in ("", "auth"):
         raise ValueError(f"unknown config suffix {extra!r} in {text!r}")
     workers, _, threads = shape.partition("x")
-    return ApiConfig(int(workers), int(threads or 1), auth=extra == "auth")
+    return ApiConfig(
+        int(workers), int(threads or 1), auth=extra == "auth", revision=revision or None
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -901,7 +935,9 @@ def main(argv: list[str] | None = None) -> int:
             --configs takes WORKERSxTHREADS items; 1 thread means gunicorn's sync worker class,
             more means gthread (as `gentrain api` chooses). A "+auth" suffix requires API keys
             (GENTRAIN_AUTH=required, as whenever the API binds beyond loopback) and sends an
-            admin key with every request."""
+            admin key with every request. An "@REV" suffix serves the service's code as of git
+            revision REV (same virtualenv, same database), e.g. "2x4@HEAD~5": the earlier code
+            side by side with the current one."""
         ),
     )
     parser.add_argument(
