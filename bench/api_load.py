@@ -173,14 +173,16 @@ def check_loopback(url: str) -> None:
 class Process:
     """A child process in its own process group, whose output goes to a log file."""
 
-    def __init__(self, name: str, command: list[str], env: dict[str, str], log_dir: Path) -> None:
+    def __init__(
+        self, name: str, command: list[str], env: dict[str, str], log_dir: Path, cwd: Path = ROOT
+    ) -> None:
         self.name = name
         self.log_path = log_dir / f"{name}.log"
         self._log = self.log_path.open("ab")
         self.popen = subprocess.Popen(
             command,
             env=env,
-            cwd=ROOT,
+            cwd=cwd,
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -233,8 +235,10 @@ class Stack:
     processes: list[Process] = field(default_factory=list)
     api_key: str | None = None
 
-    def start(self, name: str, command: list[str], env: dict[str, str] | None = None) -> Process:
-        process = Process(name, command, {**self.env, **(env or {})}, self.work_dir)
+    def start(
+        self, name: str, command: list[str], env: dict[str, str] | None = None, cwd: Path = ROOT
+    ) -> Process:
+        process = Process(name, command, {**self.env, **(env or {})}, self.work_dir, cwd)
         self.processes.append(process)
         return process
 
@@ -615,19 +619,24 @@ def checkout_revision(stack: Stack, revision: str) -> Path:
 def start_api(stack: Stack, config: ApiConfig, name: str) -> tuple[Process, str]:
     port = free_port()
     env = {"GENTRAIN_AUTH": "required" if config.auth else "off"}
-    command = [str(GENTRAIN)]
+    command, cwd, checkout = [str(GENTRAIN)], ROOT, None
     if config.revision:
-        # PYTHONPATH comes before the editable install's finder, in gunicorn's children too.
-        env["PYTHONPATH"] = str(checkout_revision(stack, config.revision))
-        command = [str(GENTRAIN.parent / "python"), "-m", "services.cli.main"]
+        # Run from the exported tree: gunicorn and `python -m` put the working directory first
+        # on sys.path, and PYTHONPATH comes before the editable install's finder.
+        checkout = checkout_revision(stack, config.revision)
+        env["PYTHONPATH"] = str(checkout)
+        command, cwd = [str(GENTRAIN.parent / "python"), "-m", "services.cli.main"], checkout
     api = stack.start(
         name,
         [*command, "api", "--host", LOOPBACK, "--port", str(port),
          "--workers", str(config.workers), "--threads", str(config.threads)],
         env=env,
+        cwd=cwd,
     )  # fmt: skip
     base = f"http://{LOOPBACK}:{port}"
     wait_http(f"{base}/healthz", api, timeout=60)
+    if checkout is not None and not any((checkout / "services" / "api").glob("__pycache__/*")):
+        raise RuntimeError(f"the API at {config.revision} did not load {checkout}'s code")
     return api, base
 
 
