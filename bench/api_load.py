@@ -625,6 +625,7 @@ def start_api(stack: Stack, config: ApiConfig, name: str) -> tuple[Process, str]
         # on sys.path, and PYTHONPATH comes before the editable install's finder.
         checkout = checkout_revision(stack, config.revision)
         env["PYTHONPATH"] = str(checkout)
+        env["PYTHONDONTWRITEBYTECODE"] = ""  # its __pycache__ proves which code was loaded
         command, cwd = [str(GENTRAIN.parent / "python"), "-m", "services.cli.main"], checkout
     api = stack.start(
         name,
