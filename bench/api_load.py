@@ -572,6 +572,9 @@ class ApiConfig:
     threads: int
     # API keys required (as whenever the API binds beyond loopback): each request checks one.
     auth: bool = False
+    # Keep client connections open between requests (gunicorn's own default of 2 s) instead of
+    # `gentrain api`'s default of one request per connection.
+    keep_alive: bool = False
     # Serve the service's code as of this git revision instead of the working tree's (same
     # virtualenv and database): the earlier code side by side with the current one.
     revision: str | None = None
@@ -580,6 +583,7 @@ class ApiConfig:
     def label(self) -> str:
         worker_class = "gthread" if self.threads > 1 else "sync"
         keys = " + API key" if self.auth else ""
+        keys += " + keep-alive" if self.keep_alive else ""
         at = f" @ {self.revision}" if self.revision else ""
         return f"{worker_class} {self.workers}w×{self.threads}t{keys}{at}"
 
@@ -630,7 +634,8 @@ def start_api(stack: Stack, config: ApiConfig, name: str) -> tuple[Process, str]
     api = stack.start(
         name,
         [*command, "api", "--host", LOOPBACK, "--port", str(port),
-         "--workers", str(config.workers), "--threads", str(config.threads)],
+         "--workers", str(config.workers), "--threads", str(config.threads),
+         *(["--keep-alive", "2"] if config.keep_alive else [])],
         env=env,
         cwd=cwd,
     )  # fmt: skip
@@ -927,12 +932,19 @@ def parse_config(text: str) -> ApiConfig:
         )  # fmt: skip
         if check.returncode != 0:
             raise ValueError(f"unknown git revision {revision!r}")
-    shape, _, extra = text.partition("+")
-    if extra not in ("", "auth"):
-        raise ValueError(f"unknown config suffix {extra!r} in {text!r}")
+    shape, *extras = text.split("+")
+    unknown = set(extras) - {"auth", "keepalive"}
+    if unknown:
+        raise ValueError(f"unknown config suffix {sorted(unknown)[0]!r} in {text!r}")
+    if revision and "keepalive" in extras:
+        raise ValueError("+keepalive needs the current code (older `gentrain api` keeps alive)")
     workers, _, threads = shape.partition("x")
     return ApiConfig(
-        int(workers), int(threads or 1), auth=extra == "auth", revision=revision or None
+        int(workers),
+        int(threads or 1),
+        auth="auth" in extras,
+        keep_alive="keepalive" in extras,
+        revision=revision or None,
     )
 
 
@@ -945,14 +957,15 @@ def main(argv: list[str] | None = None) -> int:
             --configs takes WORKERSxTHREADS items; 1 thread means gunicorn's sync worker class,
             more means gthread (as `gentrain api` chooses). A "+auth" suffix requires API keys
             (GENTRAIN_AUTH=required, as whenever the API binds beyond loopback) and sends an
-            admin key with every request. An "@REV" suffix serves the service's code as of git
-            revision REV (same virtualenv, same database), e.g. "2x4@HEAD~5": the earlier code
-            side by side with the current one."""
+            admin key with every request. "+keepalive" keeps client connections open between
+            requests (gunicorn's 2 s; `gentrain api` closes them by default). An "@REV" suffix
+            serves the service's code as of git revision REV (same virtualenv, same database),
+            e.g. "2x4@HEAD~5": the earlier code side by side with the current one."""
         ),
     )
     parser.add_argument(
         "--configs",
-        default="2x1,4x1,2x4,1x8,2x4+auth",
+        default="2x4,2x4+keepalive,2x4+auth,2x1,4x2",
         help="gunicorn configs to compare (default: %(default)s)",
     )
     parser.add_argument(

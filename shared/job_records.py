@@ -147,15 +147,6 @@ def record_artifact(
     return artifact
 
 
-def metrics_of(session: Session, job_id: str) -> list[Metric]:
-    """A job's metrics in step order, one row per step (the latest attempt's)."""
-    rows = session.scalars(
-        select(Metric).where(Metric.job_id == job_id).order_by(Metric.step, Metric.attempt)
-    )
-    latest: dict[int, Metric] = {row.step: row for row in rows}
-    return list(latest.values())
-
-
 def update_fields(session: Session, job_id: str, **fields: Any) -> None:
     """Set plain columns of a job."""
     session.execute(update(Job).where(Job.id == job_id).values(**fields))

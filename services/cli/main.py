@@ -85,7 +85,15 @@ def _apply_bind(host: str | None, port: int | None) -> None:
 @click.option("--port", type=int, default=None)
 @click.option("--workers", type=int, default=2, show_default=True, help="gunicorn processes")
 @click.option("--threads", type=int, default=4, show_default=True, help="threads per process")
-def api(host: str | None, port: int | None, workers: int, threads: int) -> None:
+@click.option(
+    "--keep-alive",
+    type=click.IntRange(0, 300),
+    default=0,
+    show_default=True,
+    help="seconds an idle client connection is kept open (0: one request per connection, "
+    "which spreads load evenly over the processes)",
+)
+def api(host: str | None, port: int | None, workers: int, threads: int, keep_alive: int) -> None:
     """Run the HTTP API under gunicorn."""
     _apply_bind(host, port)
     settings = _settings()
@@ -93,7 +101,7 @@ def api(host: str | None, port: int | None, workers: int, threads: int) -> None:
     _migrate_if_embedded(settings)
     from services.cli.processes import api_command
 
-    command = api_command(settings, workers, threads)
+    command = api_command(settings, workers, threads, keep_alive)
     os.execv(command[0], command)
 
 

@@ -14,14 +14,22 @@ from shared.queue import SAMPLE_QUEUE, TRAIN_QUEUE
 from shared.settings import Settings
 
 
-def api_command(settings: Settings, workers: int, threads: int) -> list[str]:
-    """The gunicorn command line serving the API."""
+def api_command(settings: Settings, workers: int, threads: int, keep_alive: int = 0) -> list[str]:
+    """The gunicorn command line serving the API.
+
+    Keep-alive is off by default. A gthread worker keeps each connection it accepted, so a few
+    busy keep-alive clients can all land on one process, which gets one core at most while the
+    others idle; bench/api_load.py saw status reads drop from about 1,100/s to 500-600/s in
+    about half its runs that way. Without keep-alive every request is accepted afresh by
+    whichever process is free.
+    """
     return [
         sys.executable, "-m", "gunicorn",
         "--bind", f"{settings.api_host}:{settings.api_port}",
         "--workers", str(workers),
         "--threads", str(threads),
         "--worker-class", "gthread" if threads > 1 else "sync",
+        "--keep-alive", str(keep_alive),
         "--access-logfile", "-",
         "--graceful-timeout", "10",
         # gunicorn 27 puts a control socket in $HOME by default; several APIs on a host collide.

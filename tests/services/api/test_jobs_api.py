@@ -9,9 +9,10 @@ from flask.testing import FlaskClient
 
 from shared.db.models import Job
 from shared.db.session import session_scope
-from shared.job_records import claim, transition
+from shared.job_records import claim, record_artifact, record_metric, transition
 from shared.job_state import JobStatus
 from shared.settings import Settings
+from shared.storage import StoredObject
 
 
 @pytest.fixture
@@ -178,6 +179,39 @@ def test_list_filters_then_paginates(client: FlaskClient, dataset: str) -> None:
     assert client.get("/v1/jobs?status=bogus").status_code == 422
     bad = client.get("/v1/jobs?limit=0")
     assert bad.status_code == 422 and bad.json["error"]["field"] == "limit"
+
+
+def test_the_full_view_of_a_finished_job(
+    client: FlaskClient, dataset: str, settings: Settings
+) -> None:
+    job_id = submit(client, {"kind": "autoencoder", "dataset": dataset}).json["id"]
+    with session_scope(settings.database_url) as session:
+        job = claim(session, job_id)
+        assert job is not None
+        # Epoch 2 trained by two attempts (the first one's worker died after it): the view shows
+        # the second attempt's figures, one row per epoch.
+        record_metric(session, job_id, 1, {"loss": 0.30}, 1.5, attempt=1)
+        record_metric(session, job_id, 2, {"loss": 0.20}, 1.4, attempt=1)
+        record_metric(session, job_id, 2, {"loss": 0.19}, 1.3, attempt=2)
+        stored = StoredObject(key=f"jobs/{job_id}/model.keras", size=123, sha256="ab" * 32)
+        record_artifact(session, job_id, "model.keras", stored, "application/octet-stream")
+        transition(session, job, JobStatus.SUCCEEDED)
+
+    view = client.get(f"/v1/jobs/{job_id}").json
+    assert view["status"] == "succeeded" and view["dataset"] == dataset
+    assert [event["status"] for event in view["history"]] == ["queued", "running", "succeeded"]
+    assert view["latest_metrics"]["step"] == 2
+    assert view["latest_metrics"]["values"] == {"loss": 0.19}
+    assert view["latest_metrics"]["at"].endswith("+00:00")
+    [artifact] = view["artifacts"]
+    assert artifact["name"] == "model.keras" and artifact["size_bytes"] == 123
+    assert artifact["url"] == f"http://localhost/v1/jobs/{job_id}/artifacts/model.keras"
+    assert view["finished_at"] is not None and view["created_at"].endswith("+00:00")
+
+    metrics = client.get(f"/v1/jobs/{job_id}/metrics").json["items"]
+    assert [(row["step"], row["values"]["loss"]) for row in metrics] == [(1, 0.30), (2, 0.19)]
+    [listed] = client.get("/v1/jobs?status=succeeded").json["items"]
+    assert listed["id"] == job_id and listed["dataset"] == dataset
 
 
 def test_health_and_readiness(client: FlaskClient) -> None:
