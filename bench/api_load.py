@@ -965,7 +965,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--configs",
-        default="2x4,2x4+keepalive,2x4+auth,2x1,4x2",
+        default="2x1,2x1+auth,4x1,2x4,2x4+keepalive",
         help="gunicorn configs to compare (default: %(default)s)",
     )
     parser.add_argument(

@@ -84,14 +84,22 @@ def _apply_bind(host: str | None, port: int | None) -> None:
 @click.option("--host", default=None)
 @click.option("--port", type=int, default=None)
 @click.option("--workers", type=int, default=2, show_default=True, help="gunicorn processes")
-@click.option("--threads", type=int, default=4, show_default=True, help="threads per process")
+@click.option(
+    "--threads",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="threads per process: 1 runs gunicorn's sync workers (the fastest for this API; put a "
+    "buffering proxy in front of them on the internet), more runs gthread workers, which "
+    "tolerate slow clients by themselves",
+)
 @click.option(
     "--keep-alive",
     type=click.IntRange(0, 300),
     default=0,
     show_default=True,
-    help="seconds an idle client connection is kept open (0: one request per connection, "
-    "which spreads load evenly over the processes)",
+    help="gthread workers only: seconds an idle client connection is kept open (0: one request "
+    "per connection, which spreads load evenly over the processes)",
 )
 def api(host: str | None, port: int | None, workers: int, threads: int, keep_alive: int) -> None:
     """Run the HTTP API under gunicorn."""

@@ -15,13 +15,16 @@ from shared.settings import Settings
 
 
 def api_command(settings: Settings, workers: int, threads: int, keep_alive: int = 0) -> list[str]:
-    """The gunicorn command line serving the API.
+    """The gunicorn command line serving the API: sync workers for one thread, else gthread.
 
-    Keep-alive is off by default. A gthread worker keeps each connection it accepted, so a few
-    busy keep-alive clients can all land on one process, which gets one core at most while the
-    others idle; bench/api_load.py saw status reads drop from about 1,100/s to 500-600/s in
-    about half its runs that way. Without keep-alive every request is accepted afresh by
-    whichever process is free.
+    The API is CPU-bound Python, so sync workers (one request at a time per process, one per
+    core) serve status reads fastest: in bench/api_load.py, about 1,250-1,300 reads/s with p99
+    near 10 ms on 2 cores, against 700-900/s and p99 20-50 ms for gthread 2×4, whose threads
+    queue for one interpreter lock. Sync workers cannot keep a connection alive, and a slow
+    client holds a whole process, hence the long timeout for big uploads; gthread tolerates slow
+    clients. Its keep-alive is off by default: a gthread worker keeps the connections it
+    accepted, so a few busy clients can all land on one process, which gets one core at most
+    (status reads fell to 500-600/s in about half the runs that way).
     """
     return [
         sys.executable, "-m", "gunicorn",
@@ -30,6 +33,8 @@ def api_command(settings: Settings, workers: int, threads: int, keep_alive: int 
         "--threads", str(threads),
         "--worker-class", "gthread" if threads > 1 else "sync",
         "--keep-alive", str(keep_alive),
+        # gunicorn's 30 s would kill a sync worker still receiving a big upload from a slow client.
+        "--timeout", "120",
         "--access-logfile", "-",
         "--graceful-timeout", "10",
         # gunicorn 27 puts a control socket in $HOME by default; several APIs on a host collide.
