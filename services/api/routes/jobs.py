@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from flask import Blueprint, Response, jsonify, redirect, request
 from flask.typing import ResponseReturnValue
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -38,6 +38,13 @@ def _visible_job(job_id: str) -> JobRecord:
     if record is None or not can_see(record.job.owner):
         raise not_found("job", job_id)
     return record
+
+
+def _check_visible(connection: Connection, job_id: str) -> None:
+    """A 404 unless the job exists and the caller may see it (by its owner alone)."""
+    owner = job_reads.job_owner(connection, job_id)
+    if owner is None or not can_see(owner):
+        raise not_found("job", job_id)
 
 
 def _enqueue(job_id: str, task_name: str) -> None:
@@ -179,9 +186,7 @@ def get_job(job_id: str) -> Response:
 def get_metrics(job_id: str) -> Response:
     """Every recorded epoch (or step block) of a job's metrics."""
     with deps.db_read() as connection:
-        owner = job_reads.job_owner(connection, job_id)
-        if owner is None or not can_see(owner):
-            raise not_found("job", job_id)
+        _check_visible(connection, job_id)
         rows = job_reads.job_metrics(connection, job_id)
     return jsonify({"job_id": job_id, "items": [metric_view(row) for row in rows]})
 
@@ -244,9 +249,7 @@ def sample_job(job_id: str) -> tuple[Response, int]:
 def get_artifact(job_id: str, name: str) -> ResponseReturnValue:
     """Stream an artifact, or redirect to a short-lived presigned URL on S3."""
     with deps.db_read() as connection:
-        owner = job_reads.job_owner(connection, job_id)
-        if owner is None or not can_see(owner):
-            raise not_found("job", job_id)
+        _check_visible(connection, job_id)
         artifact = job_reads.find_artifact(connection, job_id, name)
         if artifact is None:
             raise not_found("artifact", name)
