@@ -1,0 +1,170 @@
+"""Commands that talk to the API over HTTP: datasets upload/list, submit, sample, status, ..."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from services.cli.client import ApiClient, ApiClientError
+from services.cli.common import current_settings
+
+TERMINAL = {"succeeded", "failed", "cancelled"}
+
+
+def _client(api_url: str | None) -> ApiClient:
+    return ApiClient(
+        api_url or current_settings().api_url, api_key=os.environ.get("GENTRAIN_API_KEY")
+    )
+
+
+def _print(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2))
+
+
+def _call(action: Any) -> Any:
+    try:
+        return action()
+    except ApiClientError as error:
+        raise click.ClickException(str(error)) from None
+
+
+def _parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--param")
+        try:
+            params[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            params[key] = raw
+    return params
+
+
+api_url_option = click.option(
+    "--api-url", envvar="GENTRAIN_API_URL", default=None, help="API base URL"
+)
+
+
+@click.group()
+def datasets() -> None:
+    """Upload and list datasets."""
+
+
+@datasets.command("upload")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--name", default=None, help="dataset name (default: file name)")
+@api_url_option
+def datasets_upload(path: Path, name: str | None, api_url: str | None) -> None:
+    """Upload an .npz of digits (x_train [, y_train, x_test, y_test])."""
+    _print(_call(lambda: _client(api_url).upload_dataset(path, name)))
+
+
+@datasets.command("list")
+@api_url_option
+def datasets_list(api_url: str | None) -> None:
+    """List datasets."""
+    _print(_call(lambda: _client(api_url).list_datasets()))
+
+
+@click.command()
+@click.argument("kind")
+@click.option("--dataset", required=True)
+@click.option("--param", "-p", "params", multiple=True, help="KEY=VALUE (JSON value), repeatable")
+@api_url_option
+def submit(kind: str, dataset: str, params: tuple[str, ...], api_url: str | None) -> None:
+    """Submit a training job of KIND; prints the job id."""
+    job = _call(lambda: _client(api_url).submit(kind, dataset, _parse_params(params)))
+    click.echo(job["id"])
+
+
+@click.command()
+@click.argument("job_id")
+@click.option("--param", "-p", "params", multiple=True, help="KEY=VALUE, e.g. count=64")
+@api_url_option
+def sample(job_id: str, params: tuple[str, ...], api_url: str | None) -> None:
+    """Draw samples from trained job JOB_ID; prints the sampling job's id."""
+    job = _call(lambda: _client(api_url).sample(job_id, _parse_params(params)))
+    click.echo(job["id"])
+
+
+@click.command()
+@click.argument("job_id", required=False)
+@api_url_option
+def status(job_id: str | None, api_url: str | None) -> None:
+    """Show one job, or list recent jobs."""
+    client = _client(api_url)
+    _print(_call(lambda: client.job(job_id) if job_id else client.jobs()))
+
+
+@click.command()
+@click.argument("job_id")
+@click.option("--timeout", type=float, default=0, help="give up after this many seconds (0: never)")
+@api_url_option
+def wait(job_id: str, timeout: float, api_url: str | None) -> None:
+    """Show a progress bar until the job ends; exit 1 unless it succeeded."""
+    client = _client(api_url)
+    started = time.monotonic()
+    job = _call(lambda: client.job(job_id))
+    with click.progressbar(length=1000, label=f"{job['kind']} {job_id[:8]}", show_eta=False) as bar:
+        shown = 0
+        while True:
+            target = int(job["progress"] * 1000)
+            bar.update(target - shown)
+            shown = target
+            latest = job.get("latest_metrics") or {}
+            bar.label = f"{job['kind']} {job_id[:8]} {job['status']} {_metric_text(latest)}"
+            if job["status"] in TERMINAL:
+                break
+            if timeout and time.monotonic() - started > timeout:
+                raise click.ClickException(f"job still {job['status']} after {timeout:g} s")
+            time.sleep(0.5)
+            job = _call(lambda: client.job(job_id))
+    click.echo(f"{job_id} {job['status']}" + (f": {job['error']}" if job.get("error") else ""))
+    if job["results"]:
+        _print(job["results"])
+    sys.exit(0 if job["status"] == "succeeded" else 1)
+
+
+def _metric_text(latest: dict[str, Any]) -> str:
+    values = latest.get("values") or {}
+    return " ".join(f"{k}={v:.4g}" for k, v in values.items())
+
+
+@click.command()
+@click.argument("job_id")
+@click.argument("name", required=False)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@api_url_option
+def download(job_id: str, name: str | None, output: Path | None, api_url: str | None) -> None:
+    """Download artifact NAME of JOB_ID (default: its latest sample grid)."""
+    client = _client(api_url)
+    if name is None:
+        images = [
+            a for a in _call(lambda: client.job(job_id))["artifacts"] if a["name"].endswith(".png")
+        ]
+        if not images:
+            raise click.ClickException(f"job {job_id} has no sample grid yet")
+        name = max(images, key=lambda a: a["created_at"])["name"]
+    chosen = name
+    target = output or Path(chosen.rsplit("/", 1)[-1])
+    size = _call(lambda: client.download(job_id, chosen, target))
+    click.echo(f"saved {target} ({size} bytes)")
+
+
+@click.command()
+@click.argument("job_id")
+@api_url_option
+def cancel(job_id: str, api_url: str | None) -> None:
+    """Cancel a job."""
+    job = _call(lambda: _client(api_url).cancel(job_id))
+    click.echo(f"{job_id} {job['status']}")
+
+
+COMMANDS: tuple[click.Command, ...] = (datasets, submit, sample, status, wait, download, cancel)
