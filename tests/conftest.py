@@ -118,3 +118,12 @@ def settings_env(settings: Settings) -> dict[str, str]:
         if value not in ("", None):
             env[f"GENTRAIN_{name.upper()}"] = str(value)
     return env
+
+
+def create_test_job(database_url: str, kind: str = "autoencoder", owner: str = "") -> str:
+    """A queued job straight in the database (through the lifecycle module, as the API does)."""
+    from shared.db.session import session_scope
+    from shared.jobs import NewJob, create_job
+
+    with session_scope(database_url) as session:
+        return create_job(session, NewJob(kind, kind, owner, {}))

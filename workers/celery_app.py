@@ -9,7 +9,7 @@ from typing import Any
 from celery.signals import worker_process_init, worker_shutting_down
 
 from shared.db.session import dispose_engines, session_scope
-from shared.job_records import request_drain
+from shared.jobs import request_drain
 from shared.queue import make_celery
 from shared.settings import get_settings
 

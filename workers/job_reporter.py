@@ -14,18 +14,19 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shared.db.models import Artifact, Job
+from shared.db.models import Artifact
 from shared.db.session import session_scope
-from shared.job_records import (
+from shared.jobs import (
+    JobGone,
+    check_held,
     heartbeat,
     record_artifact,
-    record_metric,
-    record_progress,
-    update_fields,
+    record_epoch,
+    record_start,
+    standing,
 )
-from shared.job_state import JobStatus
 from shared.settings import Settings
-from shared.storage import ObjectStore, job_key
+from shared.storage import ObjectStore, StoredObject, job_key
 from workers.engine.reporter import LeaseLost
 
 log = logging.getLogger(__name__)
@@ -62,17 +63,27 @@ class JobReporter:
 
     @contextmanager
     def _held(self) -> Iterator[Session]:
-        """A transaction in which the job's row is locked and still ours; raises LeaseLost.
+        """A transaction for a write of the running job; raises LeaseLost once it is not ours.
 
-        Every write of a running job goes through here, so a worker that was presumed dead
-        (frozen, partitioned) and woke up after the job moved on cannot write over its successor.
-        """
-        with session_scope(self.settings.database_url) as session:
-            lease = session.scalar(select(Job.lease).where(Job.id == self.job_id).with_for_update())
-            if lease != self.lease:
-                self.stop_reason = StopReason.LOST
-                raise LeaseLost(self.job_id)
-            yield session
+        Every write goes through ``shared.jobs``, which refuses it unless the job is still
+        running under our lease: a worker presumed dead (frozen, partitioned) that wakes up after
+        its job ended or moved on writes nothing, and stops at its next check."""
+        if self.stop_reason is StopReason.LOST:
+            raise LeaseLost(self.job_id)
+        try:
+            with session_scope(self.settings.database_url) as session:
+                yield session
+        except JobGone:
+            self.lost()
+            raise LeaseLost(self.job_id) from None
+
+    def lost(self) -> None:
+        """The job is no longer ours (seen by the heartbeat or a refused write)."""
+        if self.stop_reason is not StopReason.LOST:
+            log.warning(
+                "job %s is no longer running under this worker's lease; stopping", self.job_id
+            )
+        self.stop_reason = StopReason.LOST
 
     def _key(self, name: str) -> str:
         # Each attempt writes its own objects: a stale attempt can never overwrite the bytes
@@ -81,13 +92,7 @@ class JobReporter:
 
     def started(self, param_count: int, replicas: int, global_batch_size: int) -> None:
         with self._held() as session:
-            update_fields(
-                session,
-                self.job_id,
-                param_count=param_count,
-                replicas=replicas,
-                global_batch_size=global_batch_size,
-            )
+            record_start(session, self.job_id, self.lease, param_count, replicas, global_batch_size)
 
     def _record_epoch(
         self,
@@ -96,11 +101,20 @@ class JobReporter:
         seconds: float,
         progress: float,
         eta: float | None,
-        only_if_absent: bool,
+        replayed: bool,
     ) -> None:
         with self._held() as session:
-            record_metric(session, self.job_id, step, values, seconds, self.attempt, only_if_absent)
-            record_progress(session, self.job_id, progress, eta)
+            record_epoch(
+                session,
+                self.job_id,
+                self.lease,
+                step=step,
+                values=values,
+                seconds=seconds,
+                progress=progress,
+                eta_seconds=eta,
+                replayed=replayed,
+            )
 
     def epoch_done(
         self,
@@ -110,7 +124,7 @@ class JobReporter:
         progress: float,
         eta: float | None,
     ) -> None:
-        self._record_epoch(step, values, seconds, progress, eta, only_if_absent=False)
+        self._record_epoch(step, values, seconds, progress, eta, replayed=False)
 
     def epoch_replayed(
         self,
@@ -120,7 +134,7 @@ class JobReporter:
         progress: float,
         eta: float | None,
     ) -> None:
-        self._record_epoch(step, values, seconds, progress, eta, only_if_absent=True)
+        self._record_epoch(step, values, seconds, progress, eta, replayed=True)
 
     def should_stop(self) -> bool:
         if self.stop_reason is not None:
@@ -129,26 +143,34 @@ class JobReporter:
             self.stop_reason = StopReason.TIMEOUT
             return True
         with session_scope(self.settings.database_url) as session:
-            row = session.execute(
-                select(Job.status, Job.lease, Job.drain_requested).where(Job.id == self.job_id)
-            ).one_or_none()
-        if row is None or row.lease != self.lease:
-            self.stop_reason = StopReason.LOST
-        elif row.status == JobStatus.CANCELLING.value:
+            now = standing(session, self.job_id, self.lease)
+        if not now.held:
+            self.lost()
+        elif now.cancelling:
             self.stop_reason = StopReason.CANCELLED
-        elif row.drain_requested:
+        elif now.drain_requested:
             self.stop_reason = StopReason.DRAIN
         return self.stop_reason is not None
 
-    def save_file(self, name: str, path: Path, content_type: str) -> None:
-        stored = self.store.put_file(self._key(name), path, content_type)
+    def _check_before_upload(self) -> None:
+        # Uploading is the slow part of saving: a worker that lost its job uploads nothing.
         with self._held() as session:
-            record_artifact(session, self.job_id, name, stored, content_type)
+            check_held(session, self.job_id, self.lease)
+
+    def _register(self, name: str, stored: StoredObject, content_type: str) -> None:
+        with self._held() as session:
+            record_artifact(session, self.job_id, self.lease, name, stored, content_type)
+
+    def save_file(self, name: str, path: Path, content_type: str) -> None:
+        self._check_before_upload()
+        stored = self.store.put_file(self._key(name), path, content_type)
+        self._register(name, stored, content_type)
 
     def save_bytes(self, name: str, data: bytes, content_type: str) -> None:
-        stored = self.store.put_bytes(self._key(name), data, content_type)
-        with self._held() as session:
-            record_artifact(session, self.job_id, name, stored, content_type)
+        self._check_before_upload()
+        self._register(
+            name, self.store.put_bytes(self._key(name), data, content_type), content_type
+        )
 
     def load_file(self, name: str, path: Path) -> bool:
         with session_scope(self.settings.database_url) as session:
@@ -166,12 +188,15 @@ class JobReporter:
 class Heartbeat:
     """A background thread stamping the job's heartbeat while it runs (epochs can be long)."""
 
-    def __init__(self, settings: Settings, job_id: str, lease: str) -> None:
-        self.settings = settings
-        self.job_id = job_id
-        self.lease = lease
+    def __init__(self, reporter: JobReporter) -> None:
+        self.reporter = reporter
+        self.settings = reporter.settings
+        self.job_id = reporter.job_id
+        self.lease = reporter.lease
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{job_id}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name=f"heartbeat-{self.job_id}", daemon=True
+        )
 
     def __enter__(self) -> Heartbeat:
         self._thread.start()
@@ -185,7 +210,9 @@ class Heartbeat:
         while not self._stop.wait(self.settings.heartbeat_seconds):
             try:
                 with session_scope(self.settings.database_url) as session:
-                    if not heartbeat(session, self.job_id, self.lease):
-                        return  # the lease is gone; the reporter notices and stops training
+                    beating = heartbeat(session, self.job_id, self.lease)
+                if not beating:
+                    self.reporter.lost()  # training stops at its next check, writing nothing
+                    return
             except Exception:  # noqa: BLE001 - a missed beat is retried at the next one
                 log.warning("heartbeat of job %s failed", self.job_id, exc_info=True)

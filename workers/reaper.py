@@ -12,12 +12,11 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from celery import Celery
-from sqlalchemy import or_, select
 
-from shared.db.models import Job, utcnow
+from shared.db.models import utcnow
 from shared.db.session import session_scope
-from shared.job_records import requeue, transition
-from shared.job_state import JobKind, JobStatus
+from shared.job_state import JobKind
+from shared.jobs import mark_enqueued, reap, stale_jobs, unsent_jobs
 from shared.queue import (
     SAMPLE_QUEUE,
     SAMPLE_TASK,
@@ -47,25 +46,9 @@ def reap_once(settings: Settings, app: Celery) -> ReapReport:
     now = utcnow()
     stale_before = now - timedelta(seconds=settings.heartbeat_timeout_seconds)
     with session_scope(settings.database_url) as session:
-        stale = session.scalars(
-            select(Job)
-            .where(
-                Job.status.in_([JobStatus.RUNNING.value, JobStatus.CANCELLING.value]),
-                Job.heartbeat_at < stale_before,
-            )
-            .with_for_update(skip_locked=True)
-        ).all()
-        for job in stale:
-            if job.status == JobStatus.CANCELLING.value:
-                transition(session, job, JobStatus.CANCELLED, "worker lost while cancelling")
-                report.cancelled.append(job.id)
-            elif job.attempts >= settings.max_attempts:
-                message = f"worker lost {job.attempts} times (max_attempts {settings.max_attempts})"
-                transition(session, job, JobStatus.FAILED, message)
-                report.failed.append(job.id)
-            else:
-                requeue(session, job, "worker lost (no heartbeat); re-queued")
-                report.requeued.append(job.id)
+        for job in stale_jobs(session, stale_before):
+            outcome = reap(session, job, settings.max_attempts)
+            getattr(report, outcome.value).append(job.id)
     resend_before = now - timedelta(seconds=settings.requeue_after_seconds)
     # A queued job's message is presumed lost only when its queue is empty: while messages wait
     # there, its own is most likely among them (re-sending would only pile up duplicates).
@@ -77,14 +60,7 @@ def reap_once(settings: Settings, app: Celery) -> ReapReport:
             log.warning("cannot read the length of queue %s", queue, exc_info=True)
             return report
     with session_scope(settings.database_url) as session:
-        waiting = session.scalars(
-            select(Job)
-            .where(
-                Job.status == JobStatus.QUEUED.value,
-                or_(Job.enqueued_at.is_(None), Job.enqueued_at < resend_before),
-            )
-            .with_for_update(skip_locked=True)
-        ).all()
+        waiting = unsent_jobs(session, resend_before)
         for job in waiting:
             is_sample = job.kind == JobKind.SAMPLE.value
             if (
@@ -98,7 +74,7 @@ def reap_once(settings: Settings, app: Celery) -> ReapReport:
             except Exception:  # noqa: BLE001 - the broker is down; try again next pass
                 log.warning("cannot send job %s; will retry", job.id, exc_info=True)
                 break
-            job.enqueued_at = now
+            mark_enqueued(session, job.id)
             report.resent.append(job.id)
     for name in ("requeued", "failed", "cancelled", "resent"):
         if ids := getattr(report, name):

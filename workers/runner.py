@@ -13,8 +13,8 @@ from sqlalchemy.orm import selectinload
 
 from shared.db.models import Artifact, Dataset, Job
 from shared.db.session import session_scope
-from shared.job_records import claim, requeue, transition
 from shared.job_state import IllegalTransition, JobStatus
+from shared.jobs import claim, finish, hand_back
 from shared.settings import Settings
 from shared.storage import ObjectStore, open_store
 from workers.engine.reporter import LeaseLost, UserError
@@ -37,33 +37,23 @@ def _finish(
     lease: str,
     target: JobStatus,
     message: str | None,
-    **fields: Any,
+    results: dict[str, Any] | None = None,
 ) -> None:
-    """Record the end of a job we still hold (a job whose lease moved on is left alone)."""
+    """Record the end of a job we still hold (a job that ended or moved on is left alone)."""
     with session_scope(settings.database_url) as session:
-        job = session.get(Job, job_id, populate_existing=True, with_for_update=True)
-        if job is None or job.lease != lease:
-            log.warning("job %s is held by another worker now; not recording %s", job_id, target)
-            return
-        if target is JobStatus.SUCCEEDED and job.status == JobStatus.CANCELLING.value:
-            # The cancel arrived after the last epoch: the user asked to stop, so it is cancelled.
-            target, message = JobStatus.CANCELLED, "cancelled after training finished"
-        for name, value in fields.items():
-            setattr(job, name, value)
         try:
-            transition(session, job, target, message)
-        except IllegalTransition:
-            log.warning("job %s: cannot record %s from %s", job_id, target.value, job.status)
+            ended = finish(session, job_id, lease, target, message, results)
+        except IllegalTransition as error:
+            log.warning("job %s: cannot record its end: %s", job_id, error)
+            return
+    if ended is None:
+        log.warning("job %s is no longer this worker's; not recording %s", job_id, target.value)
 
 
 def _hand_back(settings: Settings, job_id: str, lease: str, message: str, counts: bool) -> bool:
     """Put a job we hold back in the queue; False if it is no longer ours or no longer running."""
     with session_scope(settings.database_url) as session:
-        job = session.get(Job, job_id, populate_existing=True, with_for_update=True)
-        if job is None or job.lease != lease or job.status != JobStatus.RUNNING.value:
-            return False
-        requeue(session, job, message, count_attempt=counts)
-        return True
+        return hand_back(session, job_id, lease, message, counts_as_attempt=counts)
 
 
 def _dataset_file(store: ObjectStore, dataset: Dataset, folder: Path) -> Path:
@@ -107,7 +97,7 @@ def run_training_job(settings: Settings, job_id: str, worker: str = "") -> RunRe
     store = open_store(settings)
     reporter = JobReporter(settings, store, job_id, lease, attempts, max_runtime)
     started = time.perf_counter()
-    with Heartbeat(settings, job_id, lease):
+    with Heartbeat(reporter):
         try:
             # TensorFlow is imported here, in the process that trains, never at module import.
             from workers.engine.data import load_arrays
@@ -126,7 +116,7 @@ def run_training_job(settings: Settings, job_id: str, worker: str = "") -> RunRe
     seconds = round(time.perf_counter() - started, 3)
     if not outcome.stopped:
         results = {**outcome.results, "train_seconds": seconds}
-        _finish(settings, job_id, lease, JobStatus.SUCCEEDED, None, results=results, progress=1.0)
+        _finish(settings, job_id, lease, JobStatus.SUCCEEDED, None, results)
         return RunResult.FINISHED
     reason = reporter.stop_reason
     if reason is StopReason.DRAIN:
@@ -186,5 +176,5 @@ def run_sampling_job(settings: Settings, job_id: str, worker: str = "") -> RunRe
             reporter.save_bytes(name, png, "image/png")
     except Exception as error:
         return _handle_failure(settings, job_id, lease, attempts, error)
-    _finish(settings, job_id, lease, JobStatus.SUCCEEDED, None, progress=1.0)
+    _finish(settings, job_id, lease, JobStatus.SUCCEEDED, None, {})
     return RunResult.FINISHED

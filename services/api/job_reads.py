@@ -3,7 +3,7 @@
 A client polls ``GET /v1/jobs/<id>`` every second or so while its job runs, which makes it the
 API's hottest path. Loading a job view's rows cost 2.7 ms of CPU through the ORM and 0.8 ms
 through these statements (``bench/status_breakdown.py``, docs/benchmarks.md). Writes stay in the
-ORM (``shared.job_records``).
+ORM, through ``shared.jobs``.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any, TypeAlias, cast
 from sqlalchemy import Connection, Row, String, Table, bindparam, func, select
 
 from shared.db.models import Artifact, Dataset, Job, JobEvent, Metric
+from shared.jobs import ChangeType
 
 # A result row of any width; fields are read by name (``row.status``).
 AnyRow: TypeAlias = Row[*tuple[Any, ...]]
@@ -59,7 +60,7 @@ _JOB = select(*SUMMARY_COLUMNS, *DETAIL_COLUMNS).select_from(_WITH_DATASET).wher
 _OWNER = select(_J.owner).where(_J.id == _JOB_ID)
 _EVENTS = (
     select(EVENTS.c.status, EVENTS.c.at, EVENTS.c.message)
-    .where(EVENTS.c.job_id == _JOB_ID)
+    .where(EVENTS.c.job_id == _JOB_ID, EVENTS.c.type == ChangeType.STATUS.value)
     .order_by(EVENTS.c.id)
 )
 _ARTIFACTS = (

@@ -125,14 +125,22 @@ class Job(Base):
 
 
 class JobEvent(Base):
-    """One entry of a job's status history."""
+    """One entry of the append-only change log of jobs (written only by ``shared.jobs``).
+
+    ``id`` increases in commit order, so it is a cursor: whoever read up to an id and asks for
+    what came after misses nothing. ``type`` says what changed: a ``status`` entry (its status and
+    message) is one line of the job's history; ``progress``, ``metrics``, ``artifact`` and ``log``
+    entries carry what changed in ``payload``.
+    """
 
     __tablename__ = "job_events"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
-    status: Mapped[str] = mapped_column(String(16))
+    type: Mapped[str] = mapped_column(String(16), default="status", server_default="status")
+    status: Mapped[str | None] = mapped_column(String(16))
     message: Mapped[str | None] = mapped_column(Text)
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     at: Mapped[datetime] = mapped_column(default=utcnow)
 
     job: Mapped[Job] = relationship(back_populates="events")

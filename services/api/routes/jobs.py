@@ -18,10 +18,10 @@ from services.api.job_reads import JobRecord
 from services.api.views import job_summary, job_view, metric_view
 from shared.dataset_registry import MNIST_NAME
 from shared.datasets import DATASET_NAME
-from shared.db.models import Dataset, Job, JobEvent, utcnow
-from shared.job_records import transition, update_fields
+from shared.db.models import Dataset, Job, utcnow
 from shared.job_specs import SpecError, validate_sample_params, validate_training_spec
-from shared.job_state import JobKind, JobStatus
+from shared.job_state import IllegalTransition, JobKind, JobStatus
+from shared.jobs import NewJob, create_job, mark_enqueued, request_cancel
 from shared.queue import SAMPLE_TASK, TRAIN_TASK, enqueue
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ def _enqueue(job_id: str, task_name: str) -> None:
         log.warning("enqueue of %s failed (the reaper will send it): %s", job_id, error)
         return
     with deps.db() as session:
-        update_fields(session, job_id, enqueued_at=utcnow())
+        mark_enqueued(session, job_id)
 
 
 def _check_rate(session: Session, owner: str) -> None:
@@ -135,18 +135,8 @@ def submit_job() -> tuple[Response, int]:
                     422, "unknown_dataset", f"dataset {dataset_name!r} not found{hint}", "dataset"
                 )
             kind = body["kind"]
-            job = Job(
-                kind=kind,
-                model_kind=kind,
-                dataset_id=dataset.id,
-                owner=owner,
-                params=params,
-                idempotency_key=key,
-            )
-            session.add(job)
-            session.flush()
-            session.add(JobEvent(job_id=job.id, status=JobStatus.QUEUED.value, at=job.created_at))
-            job_id = job.id
+            new = NewJob(kind, kind, owner, params, dataset_id=dataset.id, idempotency_key=key)
+            job_id = create_job(session, new)
     except IntegrityError:
         # The same Idempotency-Key raced in from another request: answer with that job.
         with deps.db() as session:
@@ -194,17 +184,15 @@ def get_metrics(job_id: str) -> Response:
 @bp.post("/<job_id>/cancel")
 def cancel_job(job_id: str) -> tuple[Response, int]:
     """Cancel a job: a queued one at once, a running one at its next epoch boundary."""
+    with deps.db_read() as connection:
+        _check_visible(connection, job_id)
     with deps.db() as session:
-        job = session.get(Job, job_id, with_for_update=True)
-        if job is None or not can_see(job.owner):
-            raise not_found("job", job_id)
-        status = JobStatus(job.status)
-        if status.is_terminal():
-            raise ApiError(409, "conflict", f"job {job_id} is already {status.value}")
-        if status is JobStatus.QUEUED:
-            transition(session, job, JobStatus.CANCELLED, "cancelled before it started")
-        elif status is JobStatus.RUNNING:
-            transition(session, job, JobStatus.CANCELLING, "cancel requested")
+        try:
+            request_cancel(session, job_id)
+        except LookupError:
+            raise not_found("job", job_id) from None
+        except IllegalTransition as error:
+            raise ApiError(409, "conflict", f"job {job_id} is already {error.current}") from None
     return jsonify(job_view(_visible_job(job_id), request.host_url)), 202
 
 
@@ -229,18 +217,15 @@ def sample_job(job_id: str) -> tuple[Response, int]:
             raise ApiError(
                 409, "conflict", f"job {job_id} is {parent.status}; sample once it has succeeded"
             )
-        job = Job(
-            kind=JobKind.SAMPLE.value,
-            model_kind=parent.model_kind,
-            parent_id=parent.id,
+        new = NewJob(
+            JobKind.SAMPLE.value,
+            parent.model_kind,
+            parent.owner,
+            params,
             dataset_id=parent.dataset_id,
-            owner=parent.owner,
-            params=params,
+            parent_id=parent.id,
         )
-        session.add(job)
-        session.flush()
-        session.add(JobEvent(job_id=job.id, status=JobStatus.QUEUED.value, at=job.created_at))
-        new_id = job.id
+        new_id = create_job(session, new)
     _enqueue(new_id, SAMPLE_TASK)
     return _created(new_id)
 

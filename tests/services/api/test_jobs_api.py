@@ -9,8 +9,8 @@ from flask.testing import FlaskClient
 
 from shared.db.models import Job
 from shared.db.session import session_scope
-from shared.job_records import claim, record_artifact, record_metric, transition
 from shared.job_state import JobStatus
+from shared.jobs import claim, finish, hand_back, record_artifact, record_epoch
 from shared.settings import Settings
 from shared.storage import StoredObject
 
@@ -157,8 +157,8 @@ def test_sampling_needs_a_succeeded_parent(
     assert response.status_code == 409 and "queued" in response.json["error"]["message"]
     with session_scope(settings.database_url) as session:
         job = claim(session, job_id)
-        assert job is not None
-        transition(session, job, JobStatus.SUCCEEDED)
+        assert job is not None and job.lease is not None
+        finish(session, job_id, job.lease, JobStatus.SUCCEEDED)
     bad = client.post(f"/v1/jobs/{job_id}/samples", json={"params": {"count": 0}})
     assert bad.status_code == 422 and bad.json["error"]["field"] == "params.count"
     ok = client.post(f"/v1/jobs/{job_id}/samples", json={"params": {"count": 4}})
@@ -185,21 +185,43 @@ def test_the_full_view_of_a_finished_job(
     client: FlaskClient, dataset: str, settings: Settings
 ) -> None:
     job_id = submit(client, {"kind": "autoencoder", "dataset": dataset}).json["id"]
+
+    def epoch(lease: str, step: int, loss: float, seconds: float) -> None:
+        with session_scope(settings.database_url) as session:
+            record_epoch(
+                session,
+                job_id,
+                lease,
+                step=step,
+                values={"loss": loss},
+                seconds=seconds,
+                progress=step / 2,
+                eta_seconds=None,
+            )
+
+    # Epoch 2 trained by two attempts (the first one's worker died after it): the view shows
+    # the second attempt's figures, one row per epoch.
     with session_scope(settings.database_url) as session:
-        job = claim(session, job_id)
-        assert job is not None
-        # Epoch 2 trained by two attempts (the first one's worker died after it): the view shows
-        # the second attempt's figures, one row per epoch.
-        record_metric(session, job_id, 1, {"loss": 0.30}, 1.5, attempt=1)
-        record_metric(session, job_id, 2, {"loss": 0.20}, 1.4, attempt=1)
-        record_metric(session, job_id, 2, {"loss": 0.19}, 1.3, attempt=2)
+        first = claim(session, job_id)
+        assert first is not None and first.lease is not None
+        lease = first.lease
+    epoch(lease, 1, 0.30, 1.5)
+    epoch(lease, 2, 0.20, 1.4)
+    with session_scope(settings.database_url) as session:
+        assert hand_back(session, job_id, lease, "worker lost", counts_as_attempt=True)
+        second = claim(session, job_id)
+        assert second is not None and second.lease is not None
+        lease = second.lease
+    epoch(lease, 2, 0.19, 1.3)
+    with session_scope(settings.database_url) as session:
         stored = StoredObject(key=f"jobs/{job_id}/model.keras", size=123, sha256="ab" * 32)
-        record_artifact(session, job_id, "model.keras", stored, "application/octet-stream")
-        transition(session, job, JobStatus.SUCCEEDED)
+        record_artifact(session, job_id, lease, "model.keras", stored, "application/octet-stream")
+        finish(session, job_id, lease, JobStatus.SUCCEEDED)
 
     view = client.get(f"/v1/jobs/{job_id}").json
     assert view["status"] == "succeeded" and view["dataset"] == dataset
-    assert [event["status"] for event in view["history"]] == ["queued", "running", "succeeded"]
+    statuses = [event["status"] for event in view["history"]]
+    assert statuses == ["queued", "running", "queued", "running", "succeeded"]
     assert view["latest_metrics"]["step"] == 2
     assert view["latest_metrics"]["values"] == {"loss": 0.19}
     assert view["latest_metrics"]["at"].endswith("+00:00")

@@ -35,7 +35,7 @@ from services.api import create_app
 from services.api.auth import PUBLIC_PATHS
 from services.api.openapi import openapi_document
 from shared.db.session import session_scope
-from shared.job_records import claim, record_artifact, record_metric, transition, update_fields
+from shared.jobs import claim, finish, record_artifact, record_epoch, record_start
 from shared.job_specs import SAMPLE_PARAMS, TRAINING_PARAMS, validate_training_spec
 from shared.job_state import JobStatus
 from shared.settings import Settings
@@ -93,13 +93,19 @@ def seed_jobs(app: Flask) -> dict[str, str]:
     with session_scope(settings.database_url) as session:
         running, succeeded = (claim(session, ids[state]) for state in ("running", "succeeded"))
         assert running is not None and succeeded is not None
-        for job in (running, succeeded):
-            record_metric(session, job.id, 1, {"loss": 0.25, "val_loss": 0.3}, 1.5)
+        leases = {job.id: str(job.lease) for job in (running, succeeded)}
+    with session_scope(settings.database_url) as session:
+        for job_id, lease in leases.items():
+            values = {"loss": 0.25, "val_loss": 0.3}
+            record_epoch(
+                session, job_id, lease, step=1, values=values, seconds=1.5, progress=0.5,
+                eta_seconds=1.5,
+            )  # fmt: skip
         for name, data, content_type in ARTIFACTS:
             stored = store.put_bytes(job_key(done, *name.split("/")), data, content_type)
-            record_artifact(session, done, name, stored, content_type)
-        update_fields(session, done, results={"loss": 0.25}, param_count=50_992, replicas=1)
-        transition(session, succeeded, JobStatus.SUCCEEDED, "done")
+            record_artifact(session, done, leases[done], name, stored, content_type)
+        record_start(session, done, leases[done], 50_992, 1, 64)
+        finish(session, done, leases[done], JobStatus.SUCCEEDED, "done", {"loss": 0.25})
     sample = client.post(f"/v1/jobs/{done}/samples", json={"params": {"count": 4}})
     assert sample.status_code == 202, sample.json
     return {**ids, "sample": json_of(sample)["id"]}
