@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import enum
 
+from shared.kinds import KIND_SPECS
+
 
 class JobStatus(enum.StrEnum):
     """Where a job is in its life. A terminal status is never left."""
@@ -37,10 +39,9 @@ ALLOWED_TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
 class JobKind(enum.StrEnum):
     """What a job does: train one of the model kinds, or draw samples from a trained model."""
 
-    CLASSIFIER = "classifier"
-    AUTOENCODER = "autoencoder"
-    DENOISER = "denoiser"
-    GAN = "gan"
+    # One member per kind in shared.kinds (CLASSIFIER = "classifier", ...): the kinds are defined
+    # there alone. An enum's class namespace registers members on update().
+    vars().update({name.upper(): name for name in KIND_SPECS})
     SAMPLE = "sample"
 
     @property

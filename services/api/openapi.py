@@ -1,7 +1,7 @@
-"""The OpenAPI 3.1 document of the v1 API, built from the routes' behaviour and the job specs.
+"""The OpenAPI 3.1 document of the v1 API, built from the routes' behaviour and the kinds.
 
-Parameter schemas come from ``shared.job_specs`` so the document cannot drift from validation.
-Never imports TensorFlow.
+Parameter schemas are the pydantic models of ``shared.kinds``, read from the registry on each
+call, so the document cannot drift from validation. Never imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Any
 from services.api.auth import PUBLIC_PATHS
 from services.api.routes import datasets, health, jobs
 from shared.datasets import ARRAY_NAMES, DATASET_NAME
-from shared.job_specs import SAMPLE_PARAMS, TRAINING_PARAMS, Param
 from shared.job_state import JobKind, JobStatus
+from shared.kinds import KIND_SPECS, KindSpec, Params, SampleParams, params_json_schema
 from shared.settings import Settings
 
 Schema = dict[str, Any]
@@ -88,33 +88,30 @@ def enum_of(values: Any) -> Schema:
     return string(enum=[str(value) for value in values])
 
 
-def param_schema(name: str, param: Param, caps: dict[str, int]) -> Schema:
-    """One job parameter: type, bounds, default and help, as ``Param.coerce`` checks them."""
-    kind = {bool: "boolean", int: "integer", float: "number"}[param.type]
-    schema: Schema = {"type": kind, "default": param.default}
-    if param.help:
-        schema["description"] = param.help
-    cast = int if param.type is int else float
-    if param.low is not None:
-        schema["minimum"] = cast(param.low)
-    high = param.high
-    if name in caps:
-        high = caps[name] if high is None else min(high, caps[name])
-    if high is not None:
-        schema["maximum"] = cast(high)
+def model_kinds() -> list[str]:
+    """The trainable kinds, from the registry as it is now."""
+    return list(KIND_SPECS)
+
+
+def job_kinds() -> list[str]:
+    """Every job kind: the trainable ones, then sampling."""
+    return [*model_kinds(), JobKind.SAMPLE.value]
+
+
+def params_schema(model: type[Params], caps: dict[str, int]) -> Schema:
+    """A parameter model as an object of optional parameters (unknown ones are refused, 422);
+    its docstring, which states any cross-field rule, describes it."""
+    schema = params_json_schema(model, caps)
+    description = schema.get("description", "Parameters").rstrip(".")
+    schema["description"] = f"{description}; omitted ones take these defaults."
     return schema
 
 
-def params_schema(params: dict[str, Param], caps: dict[str, int], description: str) -> Schema:
-    """An object of optional parameters; unknown ones are refused (422)."""
-    properties = {name: param_schema(name, param, caps) for name, param in params.items()}
-    return obj(properties, optional=tuple(properties), description=description)
-
-
-def submission_schema(kind: str) -> Schema:
+def submission_schema(spec: KindSpec) -> Schema:
     """The body of ``POST /v1/jobs`` for one model kind."""
+    kind = spec.name
     properties = {
-        "kind": string(enum=[kind]),
+        "kind": string(enum=[kind], description=spec.description),
         "dataset": string(
             pattern=DATASET_NAME.pattern, description="an uploaded dataset", examples=["mnist"]
         ),
@@ -151,11 +148,10 @@ def job_links() -> dict[str, Any]:
 
 def job_properties() -> tuple[dict[str, Schema], dict[str, Schema]]:
     """The properties of a job's short view, and of its full view (``services/api/views.py``)."""
-    training = [kind for kind in JobKind if kind.is_training]
     summary = {
         "id": string(),
-        "kind": enum_of(JobKind),
-        "model_kind": enum_of(training),
+        "kind": enum_of(job_kinds()),
+        "model_kind": enum_of(model_kinds()),
         "status": enum_of(JobStatus),
         "progress": {"type": "number", "minimum": 0, "maximum": 1},
         "dataset": nullable(string()),
@@ -186,6 +182,7 @@ def job_properties() -> tuple[dict[str, Schema], dict[str, Schema]]:
 def schemas(settings: Settings) -> dict[str, Schema]:
     """Every schema component: views, lists, errors, submissions and per-kind parameters."""
     caps = {"max_runtime_seconds": settings.max_runtime_cap_seconds}
+    specs = list(KIND_SPECS.values())
     summary, full = job_properties()
     array_info = obj({"shape": array(integer()), "dtype": string()})
     result: dict[str, Schema] = {
@@ -243,23 +240,21 @@ def schemas(settings: Settings) -> dict[str, Schema]:
             | {"offset": integer()}
         ),
         "JobSubmission": {
-            "oneOf": [ref(f"{kind.capitalize()}Submission") for kind in TRAINING_PARAMS],
+            "oneOf": [ref(f"{spec.name.capitalize()}Submission") for spec in specs],
             "discriminator": {
                 "propertyName": "kind",
                 "mapping": {
-                    kind: ref(f"{kind.capitalize()}Submission")["$ref"] for kind in TRAINING_PARAMS
+                    spec.name: ref(f"{spec.name.capitalize()}Submission")["$ref"] for spec in specs
                 },
             },
         },
         "SampleRequest": obj({"params": ref("SampleParams")}, optional=("params",)),
-        "SampleParams": params_schema(SAMPLE_PARAMS, caps, "Parameters of a sampling job."),
+        # The sampling route validates before it knows the model's kind: the common parameters.
+        "SampleParams": params_schema(SampleParams, caps),
     }
-    for kind, params in TRAINING_PARAMS.items():
-        result[f"{kind.capitalize()}Submission"] = submission_schema(kind)
-        description = f"Parameters of a {kind} job; omitted ones take these defaults."
-        if kind == "gan":
-            description += " steps must be a multiple of steps_per_epoch (capped at steps)."
-        result[f"{kind.capitalize()}Params"] = params_schema(params, caps, description)
+    for spec in specs:
+        result[f"{spec.name.capitalize()}Submission"] = submission_schema(spec)
+        result[f"{spec.name.capitalize()}Params"] = params_schema(spec.params, caps)
     return result
 
 
@@ -282,7 +277,7 @@ def parameters() -> dict[str, Schema]:
             "name", "path", string(minLength=1), "may contain '/', e.g. samples/grid.png"
         ),
         "Status": parameter("status", "query", enum_of(JobStatus)),
-        "Kind": parameter("kind", "query", enum_of(JobKind)),
+        "Kind": parameter("kind", "query", enum_of(job_kinds())),
         "Limit": parameter("limit", "query", integer(1, maximum=500, default=50)),
         "Offset": parameter("offset", "query", integer(maximum=10**9, default=0)),
         "IdempotencyKey": parameter(

@@ -35,9 +35,10 @@ from services.api import create_app
 from services.api.auth import PUBLIC_PATHS
 from services.api.openapi import openapi_document
 from shared.db.session import session_scope
-from shared.jobs import claim, finish, record_artifact, record_epoch, record_start
-from shared.job_specs import SAMPLE_PARAMS, TRAINING_PARAMS, validate_training_spec
+from shared.job_specs import validate_training_spec
 from shared.job_state import JobStatus
+from shared.jobs import claim, finish, record_artifact, record_epoch, record_start
+from shared.kinds import KIND_SPECS, SampleParams
 from shared.settings import Settings
 from shared.storage import ObjectStore, job_key
 from tests.conftest import FIXTURES, embedded_settings
@@ -165,25 +166,32 @@ def test_every_route_is_documented_and_every_documented_operation_is_routed(app:
             assert (spec.get("security") == []) == (path in PUBLIC_PATHS), (method, path)
 
 
-def test_parameter_schemas_mirror_the_job_specs(settings: Settings) -> None:
+def test_parameter_schemas_come_from_the_kind_definitions(settings: Settings) -> None:
     components = openapi_document(settings)["components"]["schemas"]
-    for kind, params in TRAINING_PARAMS.items():
+    for kind, spec in KIND_SPECS.items():
         schema = components[f"{kind.capitalize()}Params"]
         assert schema["additionalProperties"] is False and "required" not in schema
         properties = schema["properties"]
-        assert list(properties) == list(params)
-        defaults = {name: spec["default"] for name, spec in properties.items()}
+        fields = spec.params.model_fields
+        assert list(properties) == list(fields)
+        defaults = {name: prop["default"] for name, prop in properties.items()}
         assert validate_training_spec(kind, {}) == defaults
-        for name, param in params.items():
-            kind_of = {bool: "boolean", int: "integer", float: "number"}[param.type]
+        for name, field in fields.items():
+            kind_of = {bool: "boolean", int: "integer", float: "number"}[field.annotation]
             assert properties[name]["type"] == kind_of
-            if param.low is not None:
-                assert properties[name]["minimum"] == param.low
+            assert properties[name]["description"] == field.description
+            for bound in field.metadata:
+                if hasattr(bound, "ge"):
+                    assert properties[name]["minimum"] == bound.ge
         cap = properties["max_runtime_seconds"]["maximum"]
         assert cap == settings.max_runtime_cap_seconds
+        assert components[f"{kind.capitalize()}Submission"]["properties"]["kind"]["enum"] == [kind]
+    assert "steps must be a multiple of steps_per_epoch" in components["GanParams"]["description"]
     submission = components["JobSubmission"]["discriminator"]["mapping"]
-    assert list(submission) == list(TRAINING_PARAMS)
-    assert list(components["SampleParams"]["properties"]) == list(SAMPLE_PARAMS)
+    assert list(submission) == list(KIND_SPECS)
+    assert list(components["SampleParams"]["properties"]) == list(SampleParams.model_fields)
+    job_kinds = components["JobSummary"]["properties"]["kind"]["enum"]
+    assert job_kinds == [*KIND_SPECS, "sample"]
 
 
 def test_documented_answers_conform(settings: Settings) -> None:

@@ -1,0 +1,199 @@
+"""One definition per model kind: its parameters (pydantic models), needs and default grid.
+
+The API's validation, the OpenAPI schemas and the CLI all read ``KIND_SPECS`` when called, and
+the engine keys its Keras side by the same names. Defaults are the seed lecture's. Never imports
+TensorFlow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class RuleError(ValueError):
+    """A cross-field rule broken; names the parameter to blame."""
+
+    def __init__(self, param: str, message: str) -> None:
+        super().__init__(message)
+        self.param = param
+        self.message = message
+
+
+class Params(BaseModel):
+    """Base of every parameter model: closed, strictly typed, finite numbers."""
+
+    # strict: true is not an integer and 1 is not a boolean (an int is still a valid float).
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+
+class CommonParams(Params):
+    """Parameters every trainable kind takes."""
+
+    seed: int = Field(0, ge=0, le=2**31 - 1, description="random seed")
+    max_train_images: int = Field(
+        0, ge=0, le=10_000_000, description="use only the first N images (0: all)"
+    )
+    mixed_precision: bool = Field(
+        False, description="bfloat16 on CPUs, float16 on GPUs (see docs/engine-benchmarks.md)"
+    )
+    max_runtime_seconds: int = Field(
+        0, ge=0, le=10**8, description="stop and fail after this long (0: the service default)"
+    )
+
+
+class ClassifierParams(CommonParams):
+    """Parameters of a classifier job."""
+
+    epochs: int = Field(2, ge=1, le=1000, description="passes over the training split")
+    batch_size: int = Field(64, ge=1, le=4096, description="images per batch, per replica")
+    learning_rate: float = Field(0.001, ge=1e-6, le=1.0, description="RMSprop learning rate")
+    hidden_units: int = Field(
+        64, ge=1, le=4096, description="units in each of the two hidden layers"
+    )
+    validation_split: float = Field(
+        0.2, ge=0.0, le=0.5, description="share of training images held for validation"
+    )
+    shuffle: bool = Field(True, description="shuffle the training split each epoch")
+    sample_every: int = Field(
+        0, ge=0, le=1000, description="save a labelled grid every K epochs (0: at the end)"
+    )
+
+
+class AutoencoderParams(CommonParams):
+    """Parameters of an autoencoder job."""
+
+    epochs: int = Field(50, ge=1, le=1000, description="passes over the training split")
+    batch_size: int = Field(256, ge=1, le=4096, description="images per batch, per replica")
+    learning_rate: float = Field(0.001, ge=1e-6, le=1.0, description="Adam learning rate")
+    encoding_dim: int = Field(32, ge=1, le=784, description="size of the code layer")
+    shuffle: bool = Field(True, description="shuffle the training split each epoch")
+    sample_every: int = Field(
+        0, ge=0, le=1000, description="save a sample grid every K epochs (0: at the end)"
+    )
+
+
+class DenoiserParams(AutoencoderParams):
+    """Parameters of a denoiser job: the autoencoder's, plus the noise."""
+
+    noise_factor: float = Field(
+        0.55, ge=0.0, le=2.0, description="standard deviation of the added Gaussian noise"
+    )
+    # The seed never clips: it trains and evaluates on unclipped noisy digits.
+    clip: bool = Field(False, description="clip noisy images to [0, 1] (the seed does not)")
+
+
+class GanParams(CommonParams):
+    """Parameters of a GAN job; steps must be a multiple of steps_per_epoch (capped at steps)."""
+
+    steps: int = Field(
+        2000,
+        ge=1,
+        le=1_000_000,
+        description="training steps (one discriminator + one generator update)",
+    )
+    batch_size: int = Field(128, ge=2, le=4096, description="real images per step, per replica")
+    learning_rate: float = Field(
+        0.0004, ge=1e-6, le=1.0, description="Adam learning rate of both networks"
+    )
+    latent_dim: int = Field(32, ge=1, le=512, description="size of the latent vector")
+    steps_per_epoch: int = Field(
+        100, ge=1, le=100_000, description="steps between metrics and checkpoints"
+    )
+    sample_every: int = Field(
+        500, ge=0, le=1_000_000, description="save a sample grid every K steps (0: at the end)"
+    )
+    label_smoothing: float = Field(0.0, ge=0.0, le=0.5, description="real label is 1 minus this")
+    quality_samples: int = Field(
+        2000, ge=0, le=20_000, description="generated images scored at the end (0: none)"
+    )
+
+    @model_validator(mode="after")
+    def _whole_blocks(self) -> GanParams:
+        """steps_per_epoch is capped at steps, and steps come in whole blocks of it."""
+        self.steps_per_epoch = min(self.steps_per_epoch, self.steps)
+        if self.steps % self.steps_per_epoch:
+            raise RuleError(
+                "steps_per_epoch",
+                f"steps ({self.steps}) must be a multiple of steps_per_epoch "
+                f"({self.steps_per_epoch})",
+            )
+        return self
+
+
+class SampleParams(Params):
+    """Parameters of a sampling job."""
+
+    count: int = Field(16, ge=1, le=1024, description="images in the grid")
+    seed: int = Field(0, ge=0, le=2**31 - 1, description="random seed for the images drawn")
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    """Everything about a model kind that is not Keras: parameters, needs, outputs."""
+
+    name: str
+    description: str
+    params: type[CommonParams]
+    # The grid saved when training ends.
+    final_grid: str
+    sample_params: type[Params] = SampleParams
+    needs_labels: bool = False
+    # Sampling draws images from the training job's dataset (all but generators).
+    sampling_needs_dataset: bool = True
+
+
+# The model kinds, in the order they are listed everywhere.
+KIND_SPECS: dict[str, KindSpec] = {
+    spec.name: spec
+    for spec in (
+        KindSpec(
+            "classifier",
+            "the seed's functional-API MLP classifier (RMSprop, accuracy)",
+            ClassifierParams,
+            "samples/predictions.png",
+            needs_labels=True,
+        ),
+        KindSpec(
+            "autoencoder",
+            "the seed's dense 784-32-784 autoencoder (Adam, MSE)",
+            AutoencoderParams,
+            "samples/reconstructions.png",
+        ),
+        KindSpec(
+            "denoiser",
+            "the autoencoder's network trained on images with Gaussian noise x 0.55",
+            DenoiserParams,
+            "samples/denoised.png",
+        ),
+        KindSpec(
+            "gan",
+            "the seed's DCGAN-style GAN, trained in blocks of steps",
+            GanParams,
+            "samples/generated.png",
+            sampling_needs_dataset=False,
+        ),
+    )
+}
+
+
+def params_json_schema(
+    model: type[BaseModel], caps: dict[str, int] | None = None
+) -> dict[str, Any]:
+    """``model``'s JSON schema as the API documents it: a closed object of optional, described
+    parameters with defaults and bounds, no titles; ``caps`` lower a parameter's maximum."""
+    schema = model.model_json_schema()
+    if "$defs" in schema:
+        raise ValueError(f"{model.__name__}: nested models and enums are not supported")
+    properties: dict[str, Any] = {}
+    for name, prop in schema["properties"].items():
+        prop = {key: value for key, value in prop.items() if key != "title"}
+        if caps and name in caps:
+            prop["maximum"] = min(prop.get("maximum", caps[name]), caps[name])
+        properties[name] = prop
+    result: dict[str, Any] = {"type": "object", "properties": properties}
+    if schema.get("description"):
+        result["description"] = schema["description"]
+    return {**result, "additionalProperties": False}
