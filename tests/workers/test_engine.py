@@ -111,7 +111,8 @@ def test_denoiser_output_is_cleaner_than_its_input(arrays: Arrays) -> None:
     params = validate_training_spec("denoiser", {"epochs": 4})
     outcome = train("denoiser", arrays, params, MemoryReporter())
     results = outcome.results
-    assert results["test_noisy_psnr_db"] == pytest.approx(8.8, abs=0.3)  # the seed's noise
+    # The seed's noise, unclipped: MSE 0.55 ** 2, 5.2 dB (clipped it would be 8.8 dB).
+    assert results["test_noisy_psnr_db"] == pytest.approx(5.2, abs=0.3)
     assert results["test_psnr_gain_db"] > 1.0
     assert results["test_psnr_db"] > results["test_noisy_psnr_db"]
 

@@ -1,4 +1,7 @@
-"""The model kinds: how each is built, fed, previewed and scored. Defaults are the seed's."""
+"""The model kinds' Keras side: how each is built, fed, previewed, scored and sampled.
+
+Keyed by the names of ``shared.kinds``, which holds everything else about a kind (parameters,
+defaults, needs, the final grid's name)."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from shared.kinds import KIND_SPECS, KindSpec
 from workers.engine.data import Arrays
 from workers.engine.distribution import jit_compile_setting
 from workers.engine.gan import GAN
@@ -72,9 +76,23 @@ def held_out(arrays: Arrays) -> tuple[str, np.ndarray, np.ndarray | None]:
 class Kind:
     """One model kind. Subclasses fill in the parts."""
 
+    # The name of its definition in shared.kinds.
     name = ""
-    # The grid saved when training ends.
-    final_grid = "samples/final.png"
+
+    @property
+    def spec(self) -> KindSpec:
+        """The kind's definition, as registered now."""
+        return KIND_SPECS[self.name]
+
+    @property
+    def final_grid(self) -> str:
+        """The grid saved when training ends."""
+        return self.spec.final_grid
+
+    def check_labels(self, arrays: Arrays) -> None:
+        """A UserError if the kind needs labels and the dataset has none."""
+        if self.spec.needs_labels and arrays.y_train is None:
+            raise UserError(f"the {self.name} needs labels: the dataset has no y_train")
 
     def build(self, params: dict[str, Any]) -> Built:
         """Build and compile the model (called inside the strategy scope)."""
@@ -92,12 +110,24 @@ class Kind:
         """Quality metrics on the held-out split."""
         raise NotImplementedError
 
+    def sample(
+        self,
+        model: keras.Model,
+        arrays: Arrays | None,
+        params: dict[str, Any],
+        trained_with: dict[str, Any],
+    ) -> dict[str, bytes]:
+        """A sampling job's PNG files by artifact name, from the exported ``model``.
+
+        ``arrays`` is the dataset when ``spec.sampling_needs_dataset``; ``trained_with`` are the
+        training job's params (the denoiser's noise, say)."""
+        raise NotImplementedError
+
 
 class Classifier(Kind):
     """The seed's functional-API classifier: RMSprop, cross-entropy from logits, accuracy."""
 
     name = "classifier"
-    final_grid = "samples/predictions.png"
 
     def build(self, params: dict[str, Any]) -> Built:
         model = build_classifier(params["hidden_units"])
@@ -111,8 +141,8 @@ class Classifier(Kind):
         return Built(model, [model.optimizer], model)
 
     def plan(self, arrays: Arrays, params: dict[str, Any], global_batch: int) -> Plan:
-        if arrays.y_train is None:
-            raise UserError("the classifier needs labels: the dataset has no y_train")
+        self.check_labels(arrays)
+        assert arrays.y_train is not None
         # As Keras's validation_split: the last share of the training split, before shuffling.
         cut = len(arrays.x_train) - int(len(arrays.x_train) * params["validation_split"])
         if cut < 1:
@@ -141,12 +171,23 @@ class Classifier(Kind):
         loss, accuracy = built.model.evaluate(x, y, batch_size=1024, verbose=0)
         return {"split": split, f"{split}_loss": float(loss), f"{split}_accuracy": float(accuracy)}
 
+    def sample(
+        self,
+        model: keras.Model,
+        arrays: Arrays | None,
+        params: dict[str, Any],
+        trained_with: dict[str, Any],
+    ) -> dict[str, bytes]:
+        """Held-out digits labelled with the model's predictions, wrong ones in red."""
+        images, labels = chosen_images(arrays, params)
+        predicted = np.argmax(np.asarray(model(images, training=False)), axis=1)
+        return {"samples/grid.png": labelled_grid_png(images, predicted, labels)}
+
 
 class Autoencoder(Kind):
     """The seed's dense autoencoder: Adam, MSE, validated on the test split."""
 
     name = "autoencoder"
-    final_grid = "samples/reconstructions.png"
 
     def inputs(self, x: np.ndarray, params: dict[str, Any], seed: int) -> np.ndarray:
         """What the network sees for clean images ``x`` (the autoencoder: ``x`` itself)."""
@@ -197,12 +238,23 @@ class Autoencoder(Kind):
             f"{split}_ssim": ssim(restored, x),
         }
 
+    def sample(
+        self,
+        model: keras.Model,
+        arrays: Arrays | None,
+        params: dict[str, Any],
+        trained_with: dict[str, Any],
+    ) -> dict[str, bytes]:
+        """The preview's rows for held-out digits, with the training job's params."""
+        images, _ = chosen_images(arrays, params)
+        rows = self.preview_rows(model, images, {**trained_with, "seed": params["seed"]})
+        return {"samples/grid.png": grid_png(rows)}
+
 
 class Denoiser(Autoencoder):
     """The same network trained on noisy inputs against the clean images."""
 
     name = "denoiser"
-    final_grid = "samples/denoised.png"
 
     def inputs(self, x: np.ndarray, params: dict[str, Any], seed: int) -> np.ndarray:
         return noisy_images(x, params["noise_factor"], params["clip"], seed)
@@ -229,7 +281,6 @@ class Gan(Kind):
     """The seed's DCGAN-style GAN, trained for a number of steps in blocks."""
 
     name = "gan"
-    final_grid = "samples/generated.png"
 
     def build(self, params: dict[str, Any]) -> Built:
         generator = build_generator(params["latent_dim"])
@@ -280,7 +331,51 @@ class Gan(Kind):
         )
         return {"split": split, **gan_quality(fake, x)}
 
+    def sample(
+        self,
+        model: keras.Model,
+        arrays: Arrays | None,
+        params: dict[str, Any],
+        trained_with: dict[str, Any],
+    ) -> dict[str, bytes]:
+        """``count`` samples from ``seed`` and a walk between two latent vectors."""
+        latent_dim = int(model.inputs[0].shape[-1])
+        images = self.generate(model, params["count"], latent_dim, params["seed"])
+        return {
+            "samples/grid.png": square_grid_png(images),
+            "samples/interpolation.png": interpolation_strip(model, latent_dim, params["seed"]),
+        }
+
+
+def chosen_images(
+    arrays: Arrays | None, params: dict[str, Any]
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """``count`` held-out images (and their labels, if any) chosen with ``seed``."""
+    if arrays is None:
+        raise UserError("sampling this model needs its dataset")
+    _, pool, labels = held_out(arrays)
+    chosen = np.random.default_rng(params["seed"]).choice(
+        len(pool), size=min(params["count"], len(pool)), replace=False
+    )
+    return pool[chosen], labels[chosen] if labels is not None else None
+
+
+def interpolation_strip(
+    generator: keras.Model, latent_dim: int, seed: int, steps: int = 10
+) -> bytes:
+    """Images along a straight line between two latent vectors drawn with ``seed``."""
+    ends = np.random.default_rng(seed).uniform(-1.0, 1.0, (2, latent_dim)).astype(np.float32)
+    weights = np.linspace(0.0, 1.0, steps, dtype=np.float32)[:, None]
+    latent = (1.0 - weights) * ends[0] + weights * ends[1]
+    images = np.asarray(generator(latent, training=False)).reshape(steps, 784)
+    return grid_png([images])
+
 
 KINDS: dict[str, Kind] = {
     kind.name: kind for kind in (Classifier(), Autoencoder(), Denoiser(), Gan())
 }
+# Every defined kind trains here, and nothing trains that is not defined.
+if set(KINDS) != set(KIND_SPECS):
+    raise RuntimeError(
+        f"engine kinds {sorted(KINDS)} do not match the definitions {sorted(KIND_SPECS)}"
+    )
