@@ -13,6 +13,8 @@ import click
 
 from services.cli.client import ApiClient, ApiClientError
 from services.cli.common import current_settings
+from services.cli.kind_commands import parse_params
+from shared.kinds import KIND_SPECS, SampleParams
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
 
@@ -32,19 +34,6 @@ def _call(action: Any) -> Any:
         return action()
     except ApiClientError as error:
         raise click.ClickException(str(error)) from None
-
-
-def _parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
-    params: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep:
-            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--param")
-        try:
-            params[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            params[key] = raw
-    return params
 
 
 api_url_option = click.option(
@@ -74,13 +63,20 @@ def datasets_list(api_url: str | None) -> None:
 
 
 @click.command()
-@click.argument("kind")
+@click.argument("kind", type=click.Choice(list(KIND_SPECS)))
 @click.option("--dataset", required=True)
-@click.option("--param", "-p", "params", multiple=True, help="KEY=VALUE (JSON value), repeatable")
+@click.option(
+    "--param",
+    "-p",
+    "params",
+    multiple=True,
+    help="KEY=VALUE, repeatable; VALUE is read by the parameter's type (gentrain kinds KIND)",
+)
 @api_url_option
 def submit(kind: str, dataset: str, params: tuple[str, ...], api_url: str | None) -> None:
     """Submit a training job of KIND; prints the job id."""
-    job = _call(lambda: _client(api_url).submit(kind, dataset, _parse_params(params)))
+    body = parse_params(params, KIND_SPECS[kind].params)
+    job = _call(lambda: _client(api_url).submit(kind, dataset, body))
     click.echo(job["id"])
 
 
@@ -90,7 +86,8 @@ def submit(kind: str, dataset: str, params: tuple[str, ...], api_url: str | None
 @api_url_option
 def sample(job_id: str, params: tuple[str, ...], api_url: str | None) -> None:
     """Draw samples from trained job JOB_ID; prints the sampling job's id."""
-    job = _call(lambda: _client(api_url).sample(job_id, _parse_params(params)))
+    body = parse_params(params, SampleParams)
+    job = _call(lambda: _client(api_url).sample(job_id, body))
     click.echo(job["id"])
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from services.cli import admin_commands, client_commands, process_commands
+from services.cli import admin_commands, client_commands, kind_commands, process_commands
 
 
 @click.group()
@@ -16,6 +16,7 @@ for _command in (
     *process_commands.COMMANDS,
     *admin_commands.COMMANDS,
     *client_commands.COMMANDS,
+    *kind_commands.COMMANDS,
 ):
     cli.add_command(_command)
 # ``datasets`` mixes an HTTP client's upload/list with the operator's direct fetch-mnist.
