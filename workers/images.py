@@ -27,8 +27,8 @@ def grid_png(rows: Sequence[np.ndarray], scale: int = 2) -> bytes:
     if scale > 1:
         pixels = pixels.repeat(scale, axis=0).repeat(scale, axis=1)
     buffer = io.BytesIO()
-    # Pillow's default zlib level: optimize=True made files 1-3 % smaller at 8-13x the encoding
-    # time (bench/png_encoding.py), most of a small sampling job's own work.
+    # Pillow's default zlib level: optimize=True made files barely smaller for many times the
+    # encoding time, most of a small sampling job's own work (docs/benchmarks.md).
     Image.fromarray(pixels, mode="L").save(buffer, format="PNG")
     return buffer.getvalue()
 

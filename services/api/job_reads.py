@@ -1,9 +1,9 @@
 """The reads behind the job views: Core statements on an autocommit connection, no ORM objects.
 
 A client polls ``GET /v1/jobs/<id>`` every second or so while its job runs, which makes it the
-API's hottest path. Loading a job view's rows cost 2.7 ms of CPU through the ORM and 0.8 ms
-through these statements (``bench/status_breakdown.py``, docs/benchmarks.md). Writes stay in the
-ORM, through ``shared.jobs``.
+API's hottest path, and loading a job view's rows through the ORM cost several times the CPU
+of these statements (figures and the command: docs/benchmarks.md, ``bench/status_breakdown.py``).
+Writes stay in the ORM, through ``shared.jobs``.
 """
 
 from __future__ import annotations

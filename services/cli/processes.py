@@ -18,13 +18,13 @@ def api_command(settings: Settings, workers: int, threads: int, keep_alive: int 
     """The gunicorn command line serving the API: sync workers for one thread, else gthread.
 
     The API is CPU-bound Python, so sync workers (one request at a time per process, one per
-    core) serve status reads fastest: in bench/api_load.py, about 1,250-1,300 reads/s with p99
-    near 10 ms on 2 cores, against 700-900/s and p99 20-50 ms for gthread 2×4, whose threads
-    queue for one interpreter lock. Sync workers cannot keep a connection alive, and a slow
-    client holds a whole process, hence the long timeout for big uploads; gthread tolerates slow
-    clients. Its keep-alive is off by default: a gthread worker keeps the connections it
-    accepted, so a few busy clients can all land on one process, which gets one core at most
-    (status reads fell to 500-600/s in about half the runs that way).
+    core) serve status reads fastest and with the shortest tail, ahead of gthread, whose threads
+    queue for one interpreter lock (bench/api_load.py; figures in docs/benchmarks.md). Sync
+    workers cannot keep a connection alive, and a slow client holds a whole process, hence the
+    long timeout for big uploads; gthread tolerates slow clients. Its keep-alive is off by
+    default: a gthread worker keeps the connections it accepted, so a few busy clients can all
+    land on one process, which gets one core at most (status reads then dropped sharply in some
+    runs: docs/benchmarks.md).
     """
     return [
         sys.executable, "-m", "gunicorn",

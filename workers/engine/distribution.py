@@ -23,8 +23,8 @@ def training_devices() -> list[str]:
 def make_strategy(force_mirrored: bool = False) -> tf.distribute.Strategy:
     """MirroredStrategy over the training devices when there are several; one per process.
 
-    With one device, MirroredStrategy only adds cost (measured on this CPU: 0.62-0.71x the GAN's
-    steps/s, docs/engine-benchmarks.md), so a lone device uses the default strategy unless forced.
+    With one device, MirroredStrategy only adds cost (it slowed the GAN's steps on this CPU:
+    docs/engine-benchmarks.md), so a lone device uses the default strategy unless forced.
     The strategy is made once and reused by every job of the worker process: a second
     MirroredStrategy in the same process reuses collective-op keys and fails its first
     all-reduce ("Shape mismatch in the collective instance").
@@ -36,8 +36,8 @@ def make_strategy(force_mirrored: bool = False) -> tf.distribute.Strategy:
 
 
 def jit_compile_setting() -> bool | Literal["auto"]:
-    """XLA off on CPU-only machines (measured 8× slower on the GAN step here), Keras's choice
-    on GPUs."""
+    """XLA off on CPU-only machines (it made the GAN step several times slower on this CPU:
+    docs/engine-benchmarks.md), Keras's choice on GPUs."""
     return "auto" if tf.config.list_logical_devices("GPU") else False
 
 
