@@ -67,7 +67,7 @@ def _handle_failure(
 ) -> RunResult:
     """A user's mistake fails the job at once; anything else is retried up to max_attempts."""
     if isinstance(error, LeaseLost):
-        log.warning("job %s was taken over by another worker; this run stops", job_id)
+        log.warning("job %s ended or moved to another worker; this run stops", job_id)
         return RunResult.FINISHED
     if isinstance(error, UserError):
         _finish(settings, job_id, lease, JobStatus.FAILED, str(error))
@@ -129,7 +129,7 @@ def run_training_job(settings: Settings, job_id: str, worker: str = "") -> RunRe
     elif reason is StopReason.CANCELLED:
         _finish(settings, job_id, lease, JobStatus.CANCELLED, "cancelled while running")
     else:
-        log.warning("job %s was taken over by another worker; this run stops", job_id)
+        log.warning("job %s ended or moved to another worker; this run stops", job_id)
     return RunResult.FINISHED
 
 

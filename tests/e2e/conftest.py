@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg
 import pytest
-import redis
-import requests
 
-from shared.db.migrate import upgrade
 from shared.settings import Settings
-from tests.conftest import PG_ADMIN_URL, REDIS_URL, free_port, settings_env
-
-GENTRAIN = [sys.executable, "-m", "services.cli.main"]
+from tests.conftest import REDIS_URL, free_port, settings_env
+from tests.e2e.stack import GENTRAIN, FullStack, start_process, stop_processes, wait_ready
 
 
 @dataclass
@@ -40,40 +29,6 @@ class Service:
         )
 
 
-def _start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        command, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True
-    )
-
-
-def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
-    for process in processes:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-    for process in processes:
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
-def _wait_ready(url: str, processes: list[subprocess.Popen[bytes]], log_dir: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        for process in processes:
-            if process.poll() is not None:
-                logs = "\n".join(p.read_text() for p in log_dir.glob("*.log"))
-                raise RuntimeError(f"a service process exited early:\n{logs[-4000:]}")
-        try:
-            if requests.get(f"{url}/readyz", timeout=5).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError("service did not become ready in 60 s")
-
-
 @pytest.fixture(scope="module")
 def embedded_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     """``gentrain up`` on the embedded default: one command, nothing else running."""
@@ -81,60 +36,26 @@ def embedded_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servi
     port = free_port()
     settings = Settings(data_dir=root / "data", api_port=port)
     env = settings_env(settings)
-    process = _start([*GENTRAIN, "up"], env, root / "up.log")
+    process = start_process([*GENTRAIN, "up"], env, root / "up.log")
     try:
-        _wait_ready(settings.api_url, [process], root)
+        wait_ready(settings.api_url, [process], root)
         yield Service(settings.api_url, settings, env, root)
     finally:
-        _stop([process])
+        stop_processes([process])
 
 
 @pytest.fixture(scope="module")
 def full_service(tmp_path_factory: pytest.TempPathFactory, s3_endpoint: str) -> Iterator[Service]:
     """``gentrain api`` (gunicorn) and ``gentrain worker`` on PostgreSQL, Redis and S3."""
-    root = tmp_path_factory.mktemp("full")
-    name = f"gentrain_e2e_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    redis.Redis.from_url(REDIS_URL).flushdb()
-    port = free_port()
-    settings = Settings(
-        data_dir=root / "data",
-        database_url=PG_ADMIN_URL.rsplit("/", 1)[0].replace(
-            "postgresql://", "postgresql+psycopg://"
-        )
-        + f"/{name}",
-        broker_url=REDIS_URL,
-        s3_bucket=f"e2e-{uuid.uuid4().hex[:10]}",
-        s3_endpoint_url=s3_endpoint,
-        s3_access_key_id="test",
-        s3_secret_access_key="test",
-        api_port=port,
-    )
-    upgrade(settings.database_url)
-    env = settings_env(settings)
-    processes = [
-        _start([*GENTRAIN, "api", "--workers", "2"], env, root / "api.log"),
-        _start(
-            [*GENTRAIN, "worker", "--queues", "train", "--name", "train"], env, root / "train.log"
-        ),
-        _start(
-            [*GENTRAIN, "worker", "--queues", "sample", "--name", "sample"],
-            env,
-            root / "sample.log",
-        ),
-    ]
+    stack = FullStack(tmp_path_factory.mktemp("full"), s3_endpoint, broker_url=REDIS_URL)
     try:
-        _wait_ready(settings.api_url, processes, root)
-        yield Service(settings.api_url, settings, env, root)
+        stack.start("api", "api", "--workers", "2")
+        stack.start_worker("train", "train")
+        stack.start_worker("sample", "sample")
+        stack.wait_ready()
+        yield Service(stack.url, stack.settings, stack.env, stack.root)
     finally:
-        _stop(processes)
-        redis.Redis.from_url(REDIS_URL).flushdb()
-        from shared.db.session import get_engine
-
-        get_engine(settings.database_url).dispose()
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        stack.close()
 
 
 @pytest.fixture(params=["embedded", "full"])

@@ -7,27 +7,24 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess
 import time
-import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 import requests
 from sqlalchemy import func, select
 
-from shared.db.migrate import upgrade
-from shared.db.models import Artifact, Metric
-from shared.db.session import get_engine, session_scope
-from shared.settings import Settings
-from tests.conftest import PG_ADMIN_URL, free_port, settings_env
-from tests.e2e.conftest import GENTRAIN, _start, _stop, _wait_ready
+from shared.db.models import Artifact, Job, JobEvent, Metric
+from shared.db.session import session_scope
+from shared.job_state import TERMINAL_STATUSES
+from tests.e2e.stack import FullStack
 from tests.e2e.test_training_flow import upload_mnist
 
 pytestmark = pytest.mark.e2e
+TERMINAL = {str(status) for status in TERMINAL_STATUSES}
 EPOCHS = 14
 LONG_JOB = {
     "kind": "autoencoder",
@@ -36,101 +33,38 @@ LONG_JOB = {
 }
 
 
-class Stack:
-    """PostgreSQL database, a private Redis, moto S3, and gentrain processes started on demand."""
-
-    def __init__(self, root: Path, s3: str) -> None:
-        self.root = root
-        self.redis_port = free_port()
-        self.redis: subprocess.Popen[bytes] | None = None
-        self.db_name = f"gentrain_faults_{uuid.uuid4().hex[:10]}"
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{self.db_name}"')
-        base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
-        self.settings = Settings(
-            data_dir=root / "data",
-            database_url=f"{base}/{self.db_name}",
-            broker_url=f"redis://127.0.0.1:{self.redis_port}/0",
-            s3_bucket=f"faults-{uuid.uuid4().hex[:10]}",
-            s3_endpoint_url=s3,
-            s3_access_key_id="test",
-            s3_secret_access_key="test",
-            api_port=free_port(),
-            heartbeat_seconds=0.5,
-            heartbeat_timeout_seconds=4,
-            reaper_interval_seconds=0.5,
-            requeue_after_seconds=2,
-        )
-        upgrade(self.settings.database_url)
-        self.env = settings_env(self.settings)
-        self.processes: dict[str, subprocess.Popen[bytes]] = {}
-        self.start_redis()
-
-    @property
-    def url(self) -> str:
-        return self.settings.api_url
-
-    def start_redis(self) -> None:
-        self.redis = subprocess.Popen(
-            ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.root)],
-            stdout=(self.root / "redis.log").open("ab"), stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        for _ in range(100):
-            if (
-                subprocess.run(
-                    ["redis-cli", "-p", str(self.redis_port), "ping"], capture_output=True
-                ).stdout.strip()
-                == b"PONG"
-            ):
-                return
-            time.sleep(0.1)
-        raise RuntimeError("redis did not start")
-
-    def kill_redis(self) -> None:
-        assert self.redis is not None
-        self.redis.kill()
-        self.redis.wait()
-
-    def start(self, name: str, *args: str) -> None:
-        self.processes[name] = _start([*GENTRAIN, *args], self.env, self.root / f"{name}.log")
-
-    def start_worker(self, name: str) -> None:
-        self.start(name, "worker", "--queues", "train", "--name", name)
-
-    def start_api(self) -> None:
-        self.start("api", "api", "--workers", "1")
-        _wait_ready(self.url, [self.processes["api"]], self.root)
-
-    def logs(self) -> str:
-        return "\n".join(
-            p.read_text(errors="replace")[-3000:] for p in sorted(self.root.glob("*.log"))
-        )
-
-    def close(self) -> None:
-        _stop(list(self.processes.values()))
-        if self.redis and self.redis.poll() is None:
-            self.kill_redis()
-        get_engine(self.settings.database_url).dispose()
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
-
-
-@pytest.fixture
-def stack(tmp_path: Path, s3_endpoint: str, mnist_path: Path) -> Iterator[Stack]:
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed")
-    stack = Stack(tmp_path, s3_endpoint)
+def make_stack(root: Path, s3: str, mnist_path: Path, **overrides: Any) -> FullStack:
+    """A private Redis (tests kill it), short heartbeats, the API, the reaper and MNIST."""
+    settings = {
+        "heartbeat_seconds": 0.5,
+        "heartbeat_timeout_seconds": 4,
+        "reaper_interval_seconds": 0.5,
+        "requeue_after_seconds": 2,
+        **overrides,
+    }
+    stack = FullStack(root, s3, **settings)
     try:
         stack.start_api()
         stack.start("reaper", "reaper")
         upload_mnist(stack, mnist_path)  # type: ignore[arg-type]
+    except BaseException:
+        stack.close()
+        raise
+    return stack
+
+
+@pytest.fixture
+def stack(tmp_path: Path, s3_endpoint: str, mnist_path: Path) -> Iterator[FullStack]:
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    stack = make_stack(tmp_path, s3_endpoint, mnist_path)
+    try:
         yield stack
     finally:
         stack.close()
 
 
-def get(stack: Stack, path: str) -> Any:
+def get(stack: FullStack, path: str) -> Any:
     for _ in range(50):
         try:
             return requests.get(f"{stack.url}{path}", timeout=5).json()
@@ -139,13 +73,13 @@ def get(stack: Stack, path: str) -> Any:
     raise RuntimeError(f"GET {path} kept failing")
 
 
-def submit(stack: Stack) -> str:
+def submit(stack: FullStack) -> str:
     response = requests.post(f"{stack.url}/v1/jobs", json=LONG_JOB, timeout=10)
     assert response.status_code == 202, response.text
     return str(response.json()["id"])
 
 
-def wait_until(stack: Stack, job_id: str, ready: Any, timeout: float = 180) -> dict[str, Any]:
+def wait_until(stack: FullStack, job_id: str, ready: Any, timeout: float = 180) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         job = get(stack, f"/v1/jobs/{job_id}")
@@ -160,8 +94,8 @@ def mid_training(job: dict[str, Any]) -> bool:
     return job["status"] == "running" and 3 <= latest.get("step", 0) < EPOCHS - 3
 
 
-def assert_trained_once(stack: Stack, job_id: str) -> dict[str, Any]:
-    job = wait_until(stack, job_id, lambda j: j["status"] in ("succeeded", "failed", "cancelled"))
+def assert_trained_once(stack: FullStack, job_id: str) -> dict[str, Any]:
+    job = wait_until(stack, job_id, lambda j: j["status"] in TERMINAL)
     assert job["status"] == "succeeded", f"{job['error']}\n{stack.logs()}"
     steps = [m["step"] for m in get(stack, f"/v1/jobs/{job_id}/metrics")["items"]]
     assert steps == list(range(1, EPOCHS + 1))
@@ -174,7 +108,19 @@ def assert_trained_once(stack: Stack, job_id: str) -> dict[str, Any]:
     return job
 
 
-def test_worker_killed_with_sigkill_resumes_on_another(stack: Stack) -> None:
+def assert_sound_history(job: dict[str, Any]) -> None:
+    """What must hold however many times a loaded machine made a worker miss its heartbeats:
+    queued first, succeeded last, every run preceded by a queued, one attempt per run but for
+    graceful hand-backs (a worker shutting down), which are not failed attempts."""
+    statuses = [h["status"] for h in job["history"]]
+    assert statuses[0] == "queued" and statuses[-1] == "succeeded", statuses
+    runs = [i for i, status in enumerate(statuses) if status == "running"]
+    assert all(statuses[i - 1] == "queued" for i in runs), statuses
+    handed_back = sum("handed back" in (h["message"] or "") for h in job["history"])
+    assert job["attempts"] == len(runs) - handed_back, (job["attempts"], job["history"])
+
+
+def test_worker_killed_with_sigkill_resumes_on_another(stack: FullStack) -> None:
     stack.start_worker("w1")
     job_id = submit(stack)
     wait_until(stack, job_id, mid_training)
@@ -182,13 +128,12 @@ def test_worker_killed_with_sigkill_resumes_on_another(stack: Stack) -> None:
     stack.processes["w1"].wait()
     stack.start_worker("w2")
     job = assert_trained_once(stack, job_id)
-    statuses = [h["status"] for h in job["history"]]
-    assert statuses == ["queued", "running", "queued", "running", "succeeded"]
-    assert "worker lost" in (job["history"][2]["message"] or "")
-    assert job["attempts"] == 2
+    assert_sound_history(job)
+    lost = [h for h in job["history"] if "worker lost" in (h["message"] or "")]
+    assert lost and lost[-1]["status"] == "queued" and job["attempts"] >= 2
 
 
-def test_worker_sent_sigterm_hands_the_job_back(stack: Stack) -> None:
+def test_worker_sent_sigterm_hands_the_job_back(stack: FullStack) -> None:
     stack.start_worker("w1")
     job_id = submit(stack)
     wait_until(stack, job_id, mid_training)
@@ -198,10 +143,11 @@ def test_worker_sent_sigterm_hands_the_job_back(stack: Stack) -> None:
     assert "handed back" in (job["history"][-1]["message"] or "")
     stack.start_worker("w2")
     job = assert_trained_once(stack, job_id)
-    assert job["attempts"] == 1  # a graceful hand-back is not a failed attempt
+    assert_sound_history(job)
+    assert not any("retrying" in (h["message"] or "") for h in job["history"])
 
 
-def test_redis_restarted_mid_job(stack: Stack) -> None:
+def test_redis_restarted_mid_job(stack: FullStack) -> None:
     stack.start_worker("w1")
     first = submit(stack)
     wait_until(stack, first, mid_training)
@@ -213,7 +159,7 @@ def test_redis_restarted_mid_job(stack: Stack) -> None:
     assert_trained_once(stack, second)
 
 
-def test_api_restarted_mid_job(stack: Stack) -> None:
+def test_api_restarted_mid_job(stack: FullStack) -> None:
     stack.start_worker("w1")
     job_id = submit(stack)
     wait_until(stack, job_id, mid_training)
@@ -224,22 +170,125 @@ def test_api_restarted_mid_job(stack: Stack) -> None:
     assert_trained_once(stack, job_id)
 
 
-def test_a_frozen_worker_that_wakes_up_cannot_write_over_its_successor(stack: Stack) -> None:
+def test_a_frozen_worker_that_wakes_up_cannot_write_over_its_successor(stack: FullStack) -> None:
     stack.start_worker("w1")
     job_id = submit(stack)
-    wait_until(stack, job_id, mid_training)
+    frozen_at = wait_until(stack, job_id, mid_training)["attempts"]
     os.killpg(stack.processes["w1"].pid, signal.SIGSTOP)  # frozen, not dead
     try:
-        job = wait_until(stack, job_id, lambda j: j["attempts"] == 1 and j["status"] == "queued")
+        wait_until(stack, job_id, lambda j: j["status"] == "queued")
         stack.start_worker("w2")
-        job = wait_until(stack, job_id, lambda j: j["status"] == "running" and j["attempts"] == 2)
+        wait_until(stack, job_id, lambda j: j["status"] == "running" and j["attempts"] > frozen_at)
     finally:
         os.killpg(stack.processes["w1"].pid, signal.SIGCONT)
-    job = assert_trained_once(stack, job_id)
+    assert_trained_once(stack, job_id)
     time.sleep(3)  # let the woken worker try its writes
     job = get(stack, f"/v1/jobs/{job_id}")
     assert job["status"] == "succeeded"
+    assert_sound_history(job)
     with session_scope(stack.settings.database_url) as session:
         keys = session.scalars(select(Artifact.storage_key).where(Artifact.job_id == job_id)).all()
-    assert keys and all("/attempt-2/" in key for key in keys), keys
+    final = f"/attempt-{job['attempts']}/"
+    assert keys and all(final in key for key in keys), keys
     assert_trained_once(stack, job_id)
+
+
+# --- a worker frozen while its job ends -----------------------------------------------------
+
+STOP_LINE = "is no longer running under this worker's lease; stopping"
+
+
+def job_writes(stack: FullStack, job_id: str) -> dict[str, Any]:
+    """Everything written about a job: its row's outcome, metrics, artifacts, change log."""
+    with session_scope(stack.settings.database_url) as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        return {
+            "status": job.status,
+            "error": job.error,
+            "results": job.results,
+            "lease": job.lease,
+            "metrics": session.scalars(select(Metric.id).where(Metric.job_id == job_id)).all(),
+            "artifacts": session.execute(
+                select(Artifact.name, Artifact.storage_key, Artifact.created_at).where(
+                    Artifact.job_id == job_id
+                )
+            ).all(),
+            "log": session.scalars(select(JobEvent.id).where(JobEvent.job_id == job_id)).all(),
+        }
+
+
+def stopped_at(stack: FullStack, worker: str, job_id: str, timeout: float = 60) -> float:
+    """When (epoch seconds) the worker logged that it stopped the job for losing its lease."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for line in stack.log(worker).splitlines():
+            if job_id in line and STOP_LINE in line:
+                stamp = line[1 : line.index(": ")]  # [2026-11-30 21:40:01,123: WARNING/...]
+                return datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").timestamp()
+        time.sleep(0.1)
+    pytest.fail(f"worker {worker} never stopped job {job_id}\n{stack.logs()}")
+
+
+def assert_woken_worker_writes_nothing(stack: FullStack, job_id: str, end: dict[str, Any]) -> None:
+    """Wake the frozen worker w1: it stops at once and nothing more is written to the job."""
+    woke = time.time()
+    os.killpg(stack.processes["w1"].pid, signal.SIGCONT)
+    delay = stopped_at(stack, "w1", job_id) - woke
+    time.sleep(3)  # more than an epoch of this job: a worker training on would write by now
+    assert job_writes(stack, job_id) == end
+    # The log line's clock has millisecond resolution; a worker that trained on for an epoch
+    # or more would show it here.
+    print(f"\nthe woken worker stopped {delay:.3f} s after waking")
+    assert delay < 5, f"stopped {delay:.1f} s after waking\n{stack.logs()}"
+
+
+@pytest.fixture
+def capped(tmp_path: Path, s3_endpoint: str, mnist_path: Path) -> Iterator[FullStack]:
+    """A stack where one lost worker ends a job: max_attempts 1."""
+    stack = make_stack(tmp_path, s3_endpoint, mnist_path, max_attempts=1)
+    try:
+        yield stack
+    finally:
+        stack.close()
+
+
+def test_a_worker_frozen_past_the_attempt_cap_writes_nothing_after_the_job_failed(
+    capped: FullStack,
+) -> None:
+    capped.start_worker("w1")
+    job_id = submit(capped)
+    wait_until(capped, job_id, mid_training)
+    os.killpg(capped.processes["w1"].pid, signal.SIGSTOP)
+    try:
+        wait_until(capped, job_id, lambda j: j["status"] == "failed", timeout=120)
+        end = job_writes(capped, job_id)
+    except BaseException:
+        os.killpg(capped.processes["w1"].pid, signal.SIGCONT)
+        raise
+    assert end["lease"] is None and "worker lost" in end["error"] and end["results"] == {}
+    assert_woken_worker_writes_nothing(capped, job_id, end)
+    job = get(capped, f"/v1/jobs/{job_id}")
+    assert job["status"] == "failed" and job["error"] == end["error"]
+
+
+def test_a_worker_frozen_while_cancelling_writes_nothing_after_the_job_was_cancelled(
+    stack: FullStack,
+) -> None:
+    stack.start_worker("w1")
+    job_id = submit(stack)
+    wait_until(stack, job_id, mid_training)
+    os.killpg(stack.processes["w1"].pid, signal.SIGSTOP)
+    try:
+        response = requests.post(f"{stack.url}/v1/jobs/{job_id}/cancel", timeout=10)
+        assert response.json()["status"] == "cancelling", response.text
+        wait_until(stack, job_id, lambda j: j["status"] == "cancelled", timeout=120)
+        end = job_writes(stack, job_id)
+    except BaseException:
+        os.killpg(stack.processes["w1"].pid, signal.SIGCONT)
+        raise
+    assert end["lease"] is None and end["results"] == {}
+    assert_woken_worker_writes_nothing(stack, job_id, end)
+    job = get(stack, f"/v1/jobs/{job_id}")
+    assert job["status"] == "cancelled"
+    assert job["history"][-1]["message"] == "worker lost while cancelling"

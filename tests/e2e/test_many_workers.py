@@ -8,24 +8,18 @@ one succeeds.
 from __future__ import annotations
 
 import re
-import subprocess
 import time
-import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
-import redis
 import requests
 from sqlalchemy import select
 
-from shared.db.migrate import upgrade
-from shared.settings import Settings
-from tests.conftest import PG_ADMIN_URL, REDIS_URL, free_port, settings_env
-from tests.e2e.conftest import GENTRAIN, _start, _stop, _wait_ready
+from shared.job_state import TERMINAL_STATUSES
+from tests.conftest import REDIS_URL
+from tests.e2e.stack import FullStack
 
 pytestmark = pytest.mark.e2e
 
@@ -34,77 +28,28 @@ JOBS = 4
 PARAMS = {"epochs": 3, "max_train_images": 1024}
 # Its own Redis database, so that it never shares a queue with the other e2e tests (db 11).
 BROKER_URL = REDIS_URL.rsplit("/", 1)[0] + "/12"
-TERMINAL = {"succeeded", "failed", "cancelled"}
+TERMINAL = {str(status) for status in TERMINAL_STATUSES}
 SUCCEEDED_LINE = re.compile(r"Task gentrain\.train_job\[[0-9a-f-]+\] succeeded")
 
 
-@dataclass
-class Cluster:
-    """One API and two training workers on the full stack."""
-
-    url: str
-    settings: Settings
-    log_dir: Path
-    processes: list[subprocess.Popen[bytes]]
-
-    def log(self, name: str) -> str:
-        return (self.log_dir / f"{name}.log").read_text(errors="replace")
-
-    def logs(self) -> str:
-        return "\n".join(
-            f"--- {p.name}\n{p.read_text(errors='replace')[-4000:]}"
-            for p in sorted(self.log_dir.glob("*.log"))
-        )
-
-
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory, s3_endpoint: str) -> Iterator[Cluster]:
-    root = tmp_path_factory.mktemp("many_workers")
-    name = f"gentrain_e2e_many_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    broker = redis.Redis.from_url(BROKER_URL)
-    broker.flushdb()
-    settings = Settings(
-        data_dir=root / "data",
-        database_url=PG_ADMIN_URL.rsplit("/", 1)[0].replace(
-            "postgresql://", "postgresql+psycopg://"
-        )
-        + f"/{name}",
-        broker_url=BROKER_URL,
-        s3_bucket=f"e2e-many-{uuid.uuid4().hex[:10]}",
-        s3_endpoint_url=s3_endpoint,
-        s3_access_key_id="test",
-        s3_secret_access_key="test",
-        api_port=free_port(),
-    )
-    upgrade(settings.database_url)
-    env = settings_env(settings)
-    processes = [
-        _start([*GENTRAIN, "api", "--workers", "1"], env, root / "api.log"),
-        *(
-            _start([*GENTRAIN, "worker", "--queues", "train", "--name", w], env, root / f"{w}.log")
-            for w in WORKERS
-        ),
-    ]
+def cluster(tmp_path_factory: pytest.TempPathFactory, s3_endpoint: str) -> Iterator[FullStack]:
+    stack = FullStack(tmp_path_factory.mktemp("many_workers"), s3_endpoint, broker_url=BROKER_URL)
     try:
-        _wait_ready(settings.api_url, processes, root)
-        yield Cluster(settings.api_url, settings, root, processes)
+        stack.start("api", "api", "--workers", "1")
+        for name in WORKERS:
+            stack.start_worker(name)
+        stack.wait_ready()
+        yield stack
     finally:
-        _stop(processes)
-        broker.flushdb()
-        from shared.db.session import get_engine
-
-        get_engine(settings.database_url).dispose()
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        stack.close()
 
 
-def wait_until(cluster: Cluster, what: str, check: Callable[[], bool], timeout: float) -> None:
+def wait_until(cluster: FullStack, what: str, check: Callable[[], bool], timeout: float) -> None:
     """Poll ``check()`` until it is true; fail with every log after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for process in cluster.processes:
+        for process in cluster.processes.values():
             if process.poll() is not None:
                 pytest.fail(f"a process exited early while waiting for {what}\n{cluster.logs()}")
         if check():
@@ -113,7 +58,7 @@ def wait_until(cluster: Cluster, what: str, check: Callable[[], bool], timeout: 
     pytest.fail(f"no {what} after {timeout} s\n{cluster.logs()}")
 
 
-def test_jobs_spread_over_two_workers(cluster: Cluster, mnist_path: Path) -> None:
+def test_jobs_spread_over_two_workers(cluster: FullStack, mnist_path: Path) -> None:
     started = time.monotonic()
     # Both workers must be consuming before the jobs go out, or the first could take them all.
     wait_until(

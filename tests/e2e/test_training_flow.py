@@ -12,10 +12,12 @@ import pytest
 import requests
 from PIL import Image
 
-from tests.e2e.conftest import GENTRAIN, Service
+from shared.job_state import TERMINAL_STATUSES
+from tests.e2e.conftest import Service
+from tests.e2e.stack import GENTRAIN
 
 pytestmark = pytest.mark.e2e
-TERMINAL = {"succeeded", "failed", "cancelled"}
+TERMINAL = {str(status) for status in TERMINAL_STATUSES}
 
 
 def wait_for(
