@@ -58,11 +58,13 @@ import psycopg
 import redis
 import requests
 
+from shared.job_state import TERMINAL_STATUSES
+
 ROOT = Path(__file__).resolve().parent.parent
 GENTRAIN = ROOT / ".venv" / "bin" / "gentrain"
 DATASET = ROOT / "tests" / "fixtures" / "mnist_5k.npz"
 LOOPBACK = "127.0.0.1"
-TERMINAL = {"succeeded", "failed", "cancelled"}
+TERMINAL = {str(status) for status in TERMINAL_STATUSES}
 # The brief's targets on a 2-core machine.
 TARGET_READS_PER_S = 500.0
 TARGET_READ_P99_MS = 50.0

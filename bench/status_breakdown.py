@@ -92,26 +92,28 @@ def describe(sent: list[str]) -> str:
 
 def make_finished_job(database_url: str, dataset_id: str, store: Any) -> str:
     """A succeeded job with the history, metrics and artifacts a real one has."""
-    from shared.db.models import Job, JobEvent
     from shared.db.session import session_scope
-    from shared.job_records import claim, record_artifact, record_metric, transition
     from shared.job_state import JobStatus
+    from shared.jobs import NewJob, claim, create_job, finish, record_artifact, record_epoch
     from shared.storage import job_key
 
     with session_scope(database_url) as session:
-        job = Job(kind="autoencoder", model_kind="autoencoder", dataset_id=dataset_id, params={})
-        session.add(job)
-        session.flush()
-        session.add(JobEvent(job_id=job.id, status="queued", at=job.created_at))
-        job_id = job.id
+        new = NewJob("autoencoder", "autoencoder", "", {}, dataset_id=dataset_id)
+        job_id = create_job(session, new)
     with session_scope(database_url) as session:
         claimed = claim(session, job_id)
-        assert claimed is not None
-        record_metric(session, job_id, 1, {"loss": 0.05, "val_loss": 0.05, "psnr": 13.0}, 1.0)
+        assert claimed is not None and claimed.lease is not None
+        lease = claimed.lease
+    with session_scope(database_url) as session:
+        values = {"loss": 0.05, "val_loss": 0.05, "psnr": 13.0}
+        record_epoch(
+            session, job_id, lease, step=1, values=values, seconds=1.0, progress=1.0,
+            eta_seconds=0.0,
+        )  # fmt: skip
         for name in ("samples/reconstructions.png", "model.keras"):
             stored = store.put_bytes(job_key(job_id, *name.split("/")), b"x" * 64, "image/png")
-            record_artifact(session, job_id, name, stored, "application/octet-stream")
-        transition(session, claimed, JobStatus.SUCCEEDED)
+            record_artifact(session, job_id, lease, name, stored, "application/octet-stream")
+        finish(session, job_id, lease, JobStatus.SUCCEEDED)
     return job_id
 
 
@@ -144,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         from services.api.views import job_view
         from shared.api_keys import create_key, verify_key
         from shared.db.models import Job, Metric, utcnow
-        from shared.job_records import update_fields
+        from shared.jobs import mark_enqueued as mark_job_enqueued
         from shared.queue import TRAIN_TASK, enqueue
         from shared.settings import get_settings
 
@@ -214,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
 
         def mark_enqueued() -> None:
             with db_session.session_scope(url) as session:
-                update_fields(session, job_id, enqueued_at=utcnow())
+                mark_job_enqueued(session, job_id)
 
         row("read connection: checkout (pre-ping) + SELECT 1", "1 SQL, 1 connection", ping_only)
         row("GET piece: job_reads.fetch_job", "4 SQL, 1 connection", fetch)
