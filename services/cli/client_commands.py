@@ -14,9 +14,10 @@ import click
 from services.cli.client import ApiClient, ApiClientError
 from services.cli.common import current_settings
 from services.cli.kind_commands import parse_params
+from shared.job_state import TERMINAL_STATUSES
 from shared.kinds import KIND_SPECS, SampleParams
 
-TERMINAL = {"succeeded", "failed", "cancelled"}
+TERMINAL = {str(status) for status in TERMINAL_STATUSES}
 
 
 def _client(api_url: str | None) -> ApiClient:
