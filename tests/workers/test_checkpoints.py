@@ -208,3 +208,24 @@ def test_a_fresh_process_restores_under_two_replicas(tmp_path: Path) -> None:
     restore_checkpoint(target, back.model, back.optimizers)
     for key, value in state(back).items():
         np.testing.assert_array_equal(value, expected[key], err_msg=key)
+
+
+def test_loss_scale_optimizers_round_trip(tmp_path: Path) -> None:
+    """The GAN under mixed_float16 (as on a GPU) wraps each Adam in a LossScaleOptimizer."""
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        trained, fresh = build("gan"), build("gan")
+    finally:
+        keras.config.set_dtype_policy("float32")
+    assert isinstance(trained.optimizers[0], keras.optimizers.LossScaleOptimizer)
+    keys = checkpoint_variables(trained.model, trained.optimizers)
+    assert list(keys) == list(checkpoint_variables(fresh.model, fresh.optimizers))
+    assert {
+        "optimizer0/dynamic_scale",
+        "optimizer1/inner/generator/project/kernel/momentum",
+    } <= set(keys)
+    scramble(trained, seed=4)
+    restore_checkpoint(saved(trained, tmp_path / "checkpoint.npz"), fresh.model, fresh.optimizers)
+    expected = state(trained)
+    for key, value in state(fresh).items():
+        np.testing.assert_array_equal(value, expected[key], err_msg=key)
