@@ -1,0 +1,118 @@
+"""The kind definitions: the seed's defaults, the rules, and what each kind needs and makes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from shared.job_specs import SpecError, validate_sample_params, validate_training_spec
+from shared.job_state import JobKind
+from shared.kinds import KIND_SPECS
+
+COMMON = {"seed": 0, "max_train_images": 0, "mixed_precision": False, "max_runtime_seconds": 0}
+AUTOENCODER = {
+    "epochs": 50,
+    "batch_size": 256,
+    "learning_rate": 0.001,
+    "encoding_dim": 32,
+    "shuffle": True,
+    "sample_every": 0,
+    **COMMON,
+}
+# The stored params of a job submitted with none: the seed's defaults, every key filled in.
+DEFAULTS = {
+    "classifier": {
+        "epochs": 2,
+        "batch_size": 64,
+        "learning_rate": 0.001,
+        "hidden_units": 64,
+        "validation_split": 0.2,
+        "shuffle": True,
+        "sample_every": 0,
+        **COMMON,
+    },
+    "autoencoder": AUTOENCODER,
+    "denoiser": {**AUTOENCODER, "noise_factor": 0.55, "clip": False},
+    "gan": {
+        "steps": 2000,
+        "batch_size": 128,
+        "learning_rate": 0.0004,
+        "latent_dim": 32,
+        "steps_per_epoch": 100,
+        "sample_every": 500,
+        "label_smoothing": 0.0,
+        "quality_samples": 2000,
+        **COMMON,
+    },
+}
+
+
+@pytest.mark.parametrize("kind", list(DEFAULTS))
+def test_defaults_are_the_seeds_and_stored_as_plain_json(kind: str) -> None:
+    params = validate_training_spec(kind, {})
+    assert params == DEFAULTS[kind]
+    assert json.loads(json.dumps(params)) == params
+
+
+def test_what_each_kind_needs_and_makes() -> None:
+    assert list(KIND_SPECS) == ["classifier", "autoencoder", "denoiser", "gan"]
+    grids = {name: spec.final_grid for name, spec in KIND_SPECS.items()}
+    assert grids == {
+        "classifier": "samples/predictions.png",
+        "autoencoder": "samples/reconstructions.png",
+        "denoiser": "samples/denoised.png",
+        "gan": "samples/generated.png",
+    }
+    assert [name for name, spec in KIND_SPECS.items() if spec.needs_labels] == ["classifier"]
+    assert [name for name, spec in KIND_SPECS.items() if not spec.sampling_needs_dataset] == ["gan"]
+    assert all(spec.description for spec in KIND_SPECS.values())
+
+
+def test_job_kinds_are_the_defined_kinds_and_sampling() -> None:
+    assert [kind.value for kind in JobKind] == [*KIND_SPECS, "sample"]
+    assert JobKind.SAMPLE == "sample" and not JobKind.SAMPLE.is_training
+    assert all(JobKind(name).is_training for name in KIND_SPECS)
+
+
+def test_the_gans_blocks() -> None:
+    assert validate_training_spec("gan", {"steps": 50})["steps_per_epoch"] == 50  # capped
+    with pytest.raises(SpecError) as caught:
+        validate_training_spec("gan", {"steps": 10, "steps_per_epoch": 3})
+    assert caught.value.field == "params.steps_per_epoch"
+    assert caught.value.message == "steps (10) must be a multiple of steps_per_epoch (3)"
+
+
+@pytest.mark.parametrize(
+    ("params", "field", "message"),
+    [
+        ({"clip": 1}, "params.clip", "params.clip must be true or false"),
+        ({"noise_factor": True}, "params.noise_factor", "params.noise_factor must be a number"),
+        ({"noise_factor": float("inf")}, "params.noise_factor", "must be a finite number"),
+        ({"noise_factor": 2.5}, "params.noise_factor", "params.noise_factor must be at most 2"),
+        ({"learning_rate": 0}, "params.learning_rate", "must be at least 1e-06"),
+        ({"epochs": "3"}, "params.epochs", "params.epochs must be an integer"),
+        ({"epochs": 0, "zz": 1}, "params.zz", "unknown parameter 'zz'; known: batch_size, clip"),
+    ],
+)
+def test_errors_name_the_parameter(params: dict, field: str, message: str) -> None:
+    with pytest.raises(SpecError) as caught:
+        validate_training_spec("denoiser", params)
+    assert caught.value.field == field
+    assert message in caught.value.message
+
+
+def test_the_runtime_cap_applies() -> None:
+    assert validate_training_spec("gan", {"max_runtime_seconds": 60}, 60)["max_runtime_seconds"]
+    with pytest.raises(SpecError) as caught:
+        validate_training_spec("gan", {"max_runtime_seconds": 61}, 60)
+    assert caught.value.field == "params.max_runtime_seconds"
+    assert caught.value.message == "max_runtime_seconds must be at most 60"
+
+
+def test_sample_params_by_kind() -> None:
+    assert validate_sample_params({}, "gan") == {"count": 16, "seed": 0}
+    assert validate_sample_params({"count": 4}) == {"count": 4, "seed": 0}
+    with pytest.raises(SpecError) as caught:
+        validate_sample_params({"count": True}, "denoiser")
+    assert caught.value.field == "params.count"
