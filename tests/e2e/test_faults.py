@@ -196,6 +196,7 @@ def test_a_frozen_worker_that_wakes_up_cannot_write_over_its_successor(stack: Fu
 # --- a worker frozen while its job ends -----------------------------------------------------
 
 STOP_LINE = "is no longer running under this worker's lease; stopping"
+RUN_OVER_LINE = "ended or moved to another worker; this run stops"
 
 
 def job_writes(stack: FullStack, job_id: str) -> dict[str, Any]:
@@ -218,29 +219,16 @@ def job_writes(stack: FullStack, job_id: str) -> dict[str, Any]:
         }
 
 
-def stopped_at(stack: FullStack, worker: str, job_id: str, timeout: float = 60) -> float:
-    """When (epoch seconds) the worker logged that it stopped the job for losing its lease."""
+def logged_at(stack: FullStack, worker: str, job_id: str, text: str, timeout: float = 60) -> float:
+    """When (epoch seconds) the worker logged ``text`` about the job."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for line in stack.log(worker).splitlines():
-            if job_id in line and STOP_LINE in line:
+            if job_id in line and text in line:
                 stamp = line[1 : line.index(": ")]  # [2026-11-30 21:40:01,123: WARNING/...]
                 return datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").timestamp()
         time.sleep(0.1)
-    pytest.fail(f"worker {worker} never stopped job {job_id}\n{stack.logs()}")
-
-
-def assert_woken_worker_writes_nothing(stack: FullStack, job_id: str, end: dict[str, Any]) -> None:
-    """Wake the frozen worker w1: it stops at once and nothing more is written to the job."""
-    woke = time.time()
-    os.killpg(stack.processes["w1"].pid, signal.SIGCONT)
-    delay = stopped_at(stack, "w1", job_id) - woke
-    time.sleep(3)  # more than an epoch of this job: a worker training on would write by now
-    assert job_writes(stack, job_id) == end
-    # The log line's clock has millisecond resolution; a worker that trained on for an epoch
-    # or more would show it here.
-    print(f"\nthe woken worker stopped {delay:.3f} s after waking")
-    assert delay < 5, f"stopped {delay:.1f} s after waking\n{stack.logs()}"
+    pytest.fail(f"worker {worker} never logged {text!r} for job {job_id}\n{stack.logs()}")
 
 
 @pytest.fixture
@@ -253,42 +241,42 @@ def capped(tmp_path: Path, s3_endpoint: str, mnist_path: Path) -> Iterator[FullS
         stack.close()
 
 
-def test_a_worker_frozen_past_the_attempt_cap_writes_nothing_after_the_job_failed(
+def test_a_worker_frozen_while_its_job_ends_writes_nothing_after_waking(
     capped: FullStack,
 ) -> None:
+    # Two workers, each frozen mid-job: w1's job is at its attempt cap, so the reaper fails it;
+    # w2's job is cancelled while w2 is frozen, so the reaper cancels it.
     capped.start_worker("w1")
-    job_id = submit(capped)
-    wait_until(capped, job_id, mid_training)
-    os.killpg(capped.processes["w1"].pid, signal.SIGSTOP)
+    failing = submit(capped)
+    wait_until(capped, failing, mid_training)
+    capped.start_worker("w2")
+    cancelled = submit(capped)
+    wait_until(capped, cancelled, mid_training)
+    workers = {"w1": failing, "w2": cancelled}
+    for name in workers:
+        os.killpg(capped.processes[name].pid, signal.SIGSTOP)  # frozen, not dead
     try:
-        wait_until(capped, job_id, lambda j: j["status"] == "failed", timeout=120)
-        end = job_writes(capped, job_id)
-    except BaseException:
-        os.killpg(capped.processes["w1"].pid, signal.SIGCONT)
-        raise
-    assert end["lease"] is None and "worker lost" in end["error"] and end["results"] == {}
-    assert_woken_worker_writes_nothing(capped, job_id, end)
-    job = get(capped, f"/v1/jobs/{job_id}")
-    assert job["status"] == "failed" and job["error"] == end["error"]
-
-
-def test_a_worker_frozen_while_cancelling_writes_nothing_after_the_job_was_cancelled(
-    stack: FullStack,
-) -> None:
-    stack.start_worker("w1")
-    job_id = submit(stack)
-    wait_until(stack, job_id, mid_training)
-    os.killpg(stack.processes["w1"].pid, signal.SIGSTOP)
-    try:
-        response = requests.post(f"{stack.url}/v1/jobs/{job_id}/cancel", timeout=10)
+        response = requests.post(f"{capped.url}/v1/jobs/{cancelled}/cancel", timeout=10)
         assert response.json()["status"] == "cancelling", response.text
-        wait_until(stack, job_id, lambda j: j["status"] == "cancelled", timeout=120)
-        end = job_writes(stack, job_id)
-    except BaseException:
-        os.killpg(stack.processes["w1"].pid, signal.SIGCONT)
-        raise
-    assert end["lease"] is None and end["results"] == {}
-    assert_woken_worker_writes_nothing(stack, job_id, end)
-    job = get(stack, f"/v1/jobs/{job_id}")
-    assert job["status"] == "cancelled"
-    assert job["history"][-1]["message"] == "worker lost while cancelling"
+        wait_until(capped, failing, lambda j: j["status"] == "failed", timeout=120)
+        wait_until(capped, cancelled, lambda j: j["status"] == "cancelled", timeout=120)
+        ended = {job_id: job_writes(capped, job_id) for job_id in workers.values()}
+    finally:
+        woke = time.time()
+        for name in workers:
+            os.killpg(capped.processes[name].pid, signal.SIGCONT)
+    for name, job_id in workers.items():
+        # It stops at once, and its run is over: nothing it does later can write.
+        delay = logged_at(capped, name, job_id, STOP_LINE) - woke
+        logged_at(capped, name, job_id, RUN_OVER_LINE)
+        print(f"\n{name} stopped {delay:.3f} s after waking")
+        assert delay < 5, f"{name} stopped {delay:.1f} s after waking\n{capped.logs()}"
+        end = ended[job_id]
+        assert end["lease"] is None and end["results"] == {}
+        assert job_writes(capped, job_id) == end
+    failed = get(capped, f"/v1/jobs/{failing}")
+    assert failed["status"] == "failed" and failed["error"] == ended[failing]["error"]
+    assert "worker lost" in failed["error"]
+    gone = get(capped, f"/v1/jobs/{cancelled}")
+    assert gone["status"] == "cancelled"
+    assert gone["history"][-1]["message"] == "worker lost while cancelling"
