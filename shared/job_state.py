@@ -1,10 +1,8 @@
-"""The job state machine: statuses, kinds and the transitions allowed between statuses."""
+"""The job state machine: statuses and the transitions allowed between them."""
 
 from __future__ import annotations
 
 import enum
-
-from shared.kinds import KIND_SPECS
 
 
 class JobStatus(enum.StrEnum):
@@ -34,20 +32,6 @@ ALLOWED_TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     JobStatus.FAILED: frozenset(),
     JobStatus.CANCELLED: frozenset(),
 }
-
-
-class JobKind(enum.StrEnum):
-    """What a job does: train one of the model kinds, or draw samples from a trained model."""
-
-    # One member per kind in shared.kinds (CLASSIFIER = "classifier", ...): the kinds are defined
-    # there alone. An enum's class namespace registers members on update().
-    vars().update({name.upper(): name for name in KIND_SPECS})
-    SAMPLE = "sample"
-
-    @property
-    def is_training(self) -> bool:
-        """Whether this kind trains a model (as opposed to sampling one)."""
-        return self is not JobKind.SAMPLE
 
 
 class IllegalTransition(Exception):

@@ -197,3 +197,12 @@ def params_json_schema(
     if schema.get("description"):
         result["description"] = schema["description"]
     return {**result, "additionalProperties": False}
+
+
+# The kind of a sampling job (it draws from a trained model of one of the kinds above).
+SAMPLE_KIND = "sample"
+
+
+def job_kinds() -> list[str]:
+    """Every job kind, from the registry as it is now: the trainable ones, then sampling."""
+    return [*KIND_SPECS, SAMPLE_KIND]

@@ -15,8 +15,8 @@ from celery import Celery
 
 from shared.db.models import utcnow
 from shared.db.session import session_scope
-from shared.job_state import JobKind
 from shared.jobs import mark_enqueued, reap, stale_jobs, unsent_jobs
+from shared.kinds import SAMPLE_KIND
 from shared.queue import (
     SAMPLE_QUEUE,
     SAMPLE_TASK,
@@ -62,7 +62,7 @@ def reap_once(settings: Settings, app: Celery) -> ReapReport:
     with session_scope(settings.database_url) as session:
         waiting = unsent_jobs(session, resend_before)
         for job in waiting:
-            is_sample = job.kind == JobKind.SAMPLE.value
+            is_sample = job.kind == SAMPLE_KIND
             if (
                 job.enqueued_at is not None
                 and not empty[SAMPLE_QUEUE if is_sample else TRAIN_QUEUE]

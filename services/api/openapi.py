@@ -12,8 +12,15 @@ from typing import Any
 from services.api.auth import PUBLIC_PATHS
 from services.api.routes import datasets, health, jobs
 from shared.datasets import ARRAY_NAMES, DATASET_NAME
-from shared.job_state import JobKind, JobStatus
-from shared.kinds import KIND_SPECS, KindSpec, Params, SampleParams, params_json_schema
+from shared.job_state import JobStatus
+from shared.kinds import (
+    KIND_SPECS,
+    KindSpec,
+    Params,
+    SampleParams,
+    job_kinds,
+    params_json_schema,
+)
 from shared.settings import Settings
 
 Schema = dict[str, Any]
@@ -91,11 +98,6 @@ def enum_of(values: Any) -> Schema:
 def model_kinds() -> list[str]:
     """The trainable kinds, from the registry as it is now."""
     return list(KIND_SPECS)
-
-
-def job_kinds() -> list[str]:
-    """Every job kind: the trainable ones, then sampling."""
-    return [*model_kinds(), JobKind.SAMPLE.value]
 
 
 def params_schema(model: type[Params], caps: dict[str, int]) -> Schema:

@@ -20,8 +20,9 @@ from shared.dataset_registry import MNIST_NAME
 from shared.datasets import DATASET_NAME
 from shared.db.models import Dataset, Job, utcnow
 from shared.job_specs import SpecError, validate_sample_params, validate_training_spec
-from shared.job_state import IllegalTransition, JobKind, JobStatus
+from shared.job_state import IllegalTransition, JobStatus
 from shared.jobs import NewJob, create_job, mark_enqueued, request_cancel
+from shared.kinds import SAMPLE_KIND, job_kinds
 from shared.queue import SAMPLE_TASK, TRAIN_TASK, enqueue
 
 log = logging.getLogger(__name__)
@@ -155,7 +156,7 @@ def list_jobs() -> Response:
     if status is not None and status not in {s.value for s in JobStatus}:
         raise ApiError(422, "invalid_parameter", f"unknown status {status!r}", "status")
     kind = request.args.get("kind")
-    if kind is not None and kind not in {k.value for k in JobKind}:
+    if kind is not None and kind not in job_kinds():
         raise ApiError(422, "invalid_parameter", f"unknown kind {kind!r}", "kind")
     limit = deps.query_int("limit", 50, 1, 500)
     offset = deps.query_int("offset", 0, 0, 10**9)
@@ -211,14 +212,14 @@ def sample_job(job_id: str) -> tuple[Response, int]:
         parent = session.get(Job, job_id)
         if parent is None or not can_see(parent.owner):
             raise not_found("job", job_id)
-        if parent.kind == JobKind.SAMPLE.value:
+        if parent.kind == SAMPLE_KIND:
             raise ApiError(409, "conflict", "sample from a training job, not a sampling job")
         if parent.status != JobStatus.SUCCEEDED.value:
             raise ApiError(
                 409, "conflict", f"job {job_id} is {parent.status}; sample once it has succeeded"
             )
         new = NewJob(
-            JobKind.SAMPLE.value,
+            SAMPLE_KIND,
             parent.model_kind,
             parent.owner,
             params,
