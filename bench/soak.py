@@ -5,7 +5,7 @@ Run from the repository root::
 
     .venv/bin/python bench/soak.py [--jobs 20] [--clients 4] [--seed 1]
 
-It starts, on loopback only, the same stack as ``tests/e2e/test_faults.py`` (``Stack``: a fresh
+It starts, on loopback only, the same stack as ``tests/e2e/test_faults.py`` (``FullStack``: a fresh
 PostgreSQL database, a private ``redis-server``, a moto S3 server, short heartbeat settings), the
 API, the reaper and two training workers, then:
 
@@ -816,7 +816,7 @@ def print_summary(
 def run(args: argparse.Namespace, workdir: Path) -> int:
     from moto.server import ThreadedMotoServer
 
-    from tests.e2e.test_faults import Stack
+    from tests.e2e.stack import FAST_FAULTS, FullStack
     from tests.e2e.test_training_flow import upload_mnist
 
     t_start = time.monotonic()
@@ -834,7 +834,7 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
     moto.start()
     stack = None
     try:
-        stack = Stack(workdir, f"http://127.0.0.1:{moto_port}")
+        stack = FullStack(workdir, f"http://127.0.0.1:{moto_port}", **FAST_FAULTS)
         log(
             f"stack: database {stack.db_name}, redis :{stack.redis_port}, S3 :{moto_port}, "
             f"logs {workdir}"

@@ -22,6 +22,13 @@ from shared.settings import Settings
 from tests.conftest import PG_ADMIN_URL, free_port, settings_env
 
 GENTRAIN = [sys.executable, "-m", "services.cli.main"]
+# Heartbeats and reaper passes short enough that a lost worker is noticed within seconds.
+FAST_FAULTS: dict[str, Any] = {
+    "heartbeat_seconds": 0.5,
+    "heartbeat_timeout_seconds": 4,
+    "reaper_interval_seconds": 0.5,
+    "requeue_after_seconds": 2,
+}
 
 
 def start_process(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:

@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from shared.db.models import Artifact, Job, JobEvent, Metric
 from shared.db.session import session_scope
 from shared.job_state import TERMINAL_STATUSES
-from tests.e2e.stack import FullStack
+from tests.e2e.stack import FAST_FAULTS, FullStack
 from tests.e2e.test_training_flow import upload_mnist
 
 pytestmark = pytest.mark.e2e
@@ -35,14 +35,7 @@ LONG_JOB = {
 
 def make_stack(root: Path, s3: str, mnist_path: Path, **overrides: Any) -> FullStack:
     """A private Redis (tests kill it), short heartbeats, the API, the reaper and MNIST."""
-    settings = {
-        "heartbeat_seconds": 0.5,
-        "heartbeat_timeout_seconds": 4,
-        "reaper_interval_seconds": 0.5,
-        "requeue_after_seconds": 2,
-        **overrides,
-    }
-    stack = FullStack(root, s3, **settings)
+    stack = FullStack(root, s3, **{**FAST_FAULTS, **overrides})
     try:
         stack.start_api()
         stack.start("reaper", "reaper")
