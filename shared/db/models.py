@@ -127,10 +127,11 @@ class Job(Base):
 class JobEvent(Base):
     """One entry of the append-only change log of jobs (written only by ``shared.jobs``).
 
-    ``id`` increases in commit order, so it is a cursor: whoever read up to an id and asks for
-    what came after misses nothing. ``type`` says what changed: a ``status`` entry (its status and
-    message) is one line of the job's history; ``progress``, ``metrics``, ``artifact`` and ``log``
-    entries carry what changed in ``payload``.
+    Each writer holds the job's row, so one job's ids commit in increasing order: a reader of
+    one job that resumes after an id misses nothing (across jobs, see ``shared.jobs``).
+    ``type`` says what changed: a ``status`` entry (its status and message) is one line of the
+    job's history; ``progress``, ``metrics``, ``artifact`` and ``log`` entries carry what
+    changed in ``payload``.
     """
 
     __tablename__ = "job_events"

@@ -19,8 +19,9 @@ def get_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     # A process frozen inside a transaction (SIGSTOP, a hung host) must not hold its row locks
-    # forever: the reaper skips locked rows.
-    options = "-c idle_in_transaction_session_timeout=60000"
+    # for long: the reaper skips a locked job and a cancel waits for it. Every transaction of
+    # the service lasts milliseconds (uploads happen outside them), so 15 s idle is a dead one.
+    options = "-c idle_in_transaction_session_timeout=15000"
     return create_engine(
         url, pool_pre_ping=True, pool_size=5, max_overflow=10, connect_args={"options": options}
     )

@@ -26,7 +26,7 @@ from tests.e2e.test_training_flow import upload_mnist
 pytestmark = pytest.mark.e2e
 TERMINAL = {str(status) for status in TERMINAL_STATUSES}
 EPOCHS = 14
-LONG_JOB = {
+LONG_JOB: dict[str, Any] = {
     "kind": "autoencoder",
     "dataset": "mnist",
     "params": {"epochs": EPOCHS, "batch_size": 64},
@@ -66,8 +66,9 @@ def get(stack: FullStack, path: str) -> Any:
     raise RuntimeError(f"GET {path} kept failing")
 
 
-def submit(stack: FullStack) -> str:
-    response = requests.post(f"{stack.url}/v1/jobs", json=LONG_JOB, timeout=10)
+def submit(stack: FullStack, epochs: int = EPOCHS) -> str:
+    job = {**LONG_JOB, "params": {**LONG_JOB["params"], "epochs": epochs}}
+    response = requests.post(f"{stack.url}/v1/jobs", json=job, timeout=10)
     assert response.status_code == 202, response.text
     return str(response.json()["id"])
 
@@ -82,9 +83,9 @@ def wait_until(stack: FullStack, job_id: str, ready: Any, timeout: float = 180) 
     pytest.fail(f"job {job_id} never got there: {job['status']} {job['history']}\n{stack.logs()}")
 
 
-def mid_training(job: dict[str, Any]) -> bool:
+def mid_training(job: dict[str, Any], epochs: int = EPOCHS) -> bool:
     latest = job.get("latest_metrics") or {}
-    return job["status"] == "running" and 3 <= latest.get("step", 0) < EPOCHS - 3
+    return job["status"] == "running" and 3 <= latest.get("step", 0) < epochs - 3
 
 
 def assert_trained_once(stack: FullStack, job_id: str) -> dict[str, Any]:
@@ -190,6 +191,8 @@ def test_a_frozen_worker_that_wakes_up_cannot_write_over_its_successor(stack: Fu
 
 STOP_LINE = "is no longer running under this worker's lease; stopping"
 RUN_OVER_LINE = "ended or moved to another worker; this run stops"
+# Long enough that a loaded machine's poll cannot miss the middle of the job.
+FROZEN_EPOCHS = 40
 
 
 def job_writes(stack: FullStack, job_id: str) -> dict[str, Any]:
@@ -239,17 +242,18 @@ def test_a_worker_frozen_while_its_job_ends_writes_nothing_after_waking(
 ) -> None:
     # Two workers, each frozen mid-job: w1's job is at its attempt cap, so the reaper fails it;
     # w2's job is cancelled while w2 is frozen, so the reaper cancels it.
-    capped.start_worker("w1")
-    failing = submit(capped)
-    wait_until(capped, failing, mid_training)
-    capped.start_worker("w2")
-    cancelled = submit(capped)
-    wait_until(capped, cancelled, mid_training)
-    workers = {"w1": failing, "w2": cancelled}
-    for name in workers:
-        os.killpg(capped.processes[name].pid, signal.SIGSTOP)  # frozen, not dead
+    workers = {}
     try:
-        response = requests.post(f"{capped.url}/v1/jobs/{cancelled}/cancel", timeout=10)
+        for name in ("w1", "w2"):
+            # Each job goes to the one worker not frozen yet, which is frozen mid-job.
+            capped.start_worker(name)
+            workers[name] = submit(capped, FROZEN_EPOCHS)
+            wait_until(capped, workers[name], lambda j: mid_training(j, FROZEN_EPOCHS))
+            os.killpg(capped.processes[name].pid, signal.SIGSTOP)  # frozen, not dead
+        failing, cancelled = workers["w1"], workers["w2"]
+        # A worker frozen inside a transaction holds its job's row until PostgreSQL ends the
+        # idle transaction (15 s): the cancel waits for it.
+        response = requests.post(f"{capped.url}/v1/jobs/{cancelled}/cancel", timeout=60)
         assert response.json()["status"] == "cancelling", response.text
         wait_until(capped, failing, lambda j: j["status"] == "failed", timeout=120)
         wait_until(capped, cancelled, lambda j: j["status"] == "cancelled", timeout=120)
