@@ -77,6 +77,17 @@ class JobReporter:
             self.lost()
             raise LeaseLost(self.job_id) from None
 
+    def still_held(self) -> bool:
+        """Whether the job still runs under our lease (True when the database cannot say)."""
+        if self.stop_reason is StopReason.LOST:
+            return False
+        try:
+            with session_scope(self.settings.database_url) as session:
+                return standing(session, self.job_id, self.lease).held
+        except Exception:  # noqa: BLE001 - the caller's own error handling takes over
+            log.warning("cannot read job %s's standing", self.job_id, exc_info=True)
+            return True
+
     def lost(self) -> None:
         """The job is no longer ours (seen by the heartbeat or a refused write)."""
         if self.stop_reason is not StopReason.LOST:

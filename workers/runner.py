@@ -62,11 +62,14 @@ def _dataset_file(store: ObjectStore, dataset: Dataset, folder: Path) -> Path:
     return path
 
 
-def _handle_failure(
-    settings: Settings, job_id: str, lease: str, attempts: int, error: Exception
-) -> RunResult:
-    """A user's mistake fails the job at once; anything else is retried up to max_attempts."""
-    if isinstance(error, LeaseLost):
+def _handle_failure(settings: Settings, reporter: JobReporter, error: Exception) -> RunResult:
+    """A user's mistake fails the job at once; anything else is retried up to max_attempts.
+
+    An error of a run whose job ended or moved on meanwhile (a worker frozen long enough for the
+    database to end its transaction fails on waking) is no failure of the job: the run stops."""
+    job_id, lease, attempts = reporter.job_id, reporter.lease, reporter.attempt
+    if isinstance(error, LeaseLost) or not reporter.still_held():
+        reporter.lost()
         log.warning("job %s ended or moved to another worker; this run stops", job_id)
         return RunResult.FINISHED
     if isinstance(error, UserError):
@@ -112,7 +115,7 @@ def run_training_job(settings: Settings, job_id: str, worker: str = "") -> RunRe
                 )
             outcome = train(kind, arrays, params, reporter)
         except Exception as error:
-            return _handle_failure(settings, job_id, lease, attempts, error)
+            return _handle_failure(settings, reporter, error)
     seconds = round(time.perf_counter() - started, 3)
     if not outcome.stopped:
         results = {**outcome.results, "train_seconds": seconds}
@@ -175,6 +178,6 @@ def run_sampling_job(settings: Settings, job_id: str, worker: str = "") -> RunRe
         for name, png in sample_images(kind, model, arrays, params, trained_with).items():
             reporter.save_bytes(name, png, "image/png")
     except Exception as error:
-        return _handle_failure(settings, job_id, lease, attempts, error)
+        return _handle_failure(settings, reporter, error)
     _finish(settings, job_id, lease, JobStatus.SUCCEEDED, None, {})
     return RunResult.FINISHED

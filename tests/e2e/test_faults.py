@@ -176,7 +176,7 @@ def test_a_frozen_worker_that_wakes_up_cannot_write_over_its_successor(stack: Fu
     finally:
         os.killpg(stack.processes["w1"].pid, signal.SIGCONT)
     assert_trained_once(stack, job_id)
-    time.sleep(3)  # let the woken worker try its writes
+    logged_at(stack, "w1", job_id, RUN_OVER_LINE)  # the woken worker's run is over
     job = get(stack, f"/v1/jobs/{job_id}")
     assert job["status"] == "succeeded"
     assert_sound_history(job)
