@@ -88,6 +88,22 @@ def mid_training(job: dict[str, Any], epochs: int = EPOCHS) -> bool:
     return job["status"] == "running" and 3 <= latest.get("step", 0) < epochs - 3
 
 
+def start_workers(stack: FullStack, *names: str) -> None:
+    """Training workers, each consuming (ready) before this returns."""
+    for name in names:
+        stack.start_worker(name)
+    for name in names:
+        logged_at(stack, name, "", " ready.")
+
+
+def worker_of(stack: FullStack, job_id: str) -> str:
+    """The name of the worker that holds (or last held) the job."""
+    with session_scope(stack.settings.database_url) as session:
+        worker = session.scalar(select(Job.worker).where(Job.id == job_id))
+    assert worker, f"job {job_id} has no worker"
+    return str(worker).split("@", 1)[0]
+
+
 def assert_trained_once(stack: FullStack, job_id: str) -> dict[str, Any]:
     job = wait_until(stack, job_id, lambda j: j["status"] in TERMINAL)
     assert job["status"] == "succeeded", f"{job['error']}\n{stack.logs()}"
@@ -115,12 +131,12 @@ def assert_sound_history(job: dict[str, Any]) -> None:
 
 
 def test_worker_killed_with_sigkill_resumes_on_another(stack: FullStack) -> None:
-    stack.start_worker("w1")
+    start_workers(stack, "w1", "w2")
     job_id = submit(stack)
     wait_until(stack, job_id, mid_training)
-    os.killpg(stack.processes["w1"].pid, signal.SIGKILL)  # the whole machine, say
-    stack.processes["w1"].wait()
-    stack.start_worker("w2")
+    killed = stack.processes[worker_of(stack, job_id)]
+    os.killpg(killed.pid, signal.SIGKILL)  # the whole machine, say
+    killed.wait()
     job = assert_trained_once(stack, job_id)
     assert_sound_history(job)
     lost = [h for h in job["history"] if "worker lost" in (h["message"] or "")]
@@ -128,16 +144,16 @@ def test_worker_killed_with_sigkill_resumes_on_another(stack: FullStack) -> None
 
 
 def test_worker_sent_sigterm_hands_the_job_back(stack: FullStack) -> None:
-    stack.start_worker("w1")
+    start_workers(stack, "w1", "w2")
     job_id = submit(stack)
     wait_until(stack, job_id, mid_training)
-    stack.processes["w1"].send_signal(signal.SIGTERM)
-    assert stack.processes["w1"].wait(timeout=60) is not None  # exits within an epoch or so
-    job = wait_until(stack, job_id, lambda j: j["status"] == "queued")
-    assert "handed back" in (job["history"][-1]["message"] or "")
-    stack.start_worker("w2")
-    job = assert_trained_once(stack, job_id)
+    stopping = stack.processes[worker_of(stack, job_id)]
+    stopping.send_signal(signal.SIGTERM)
+    assert stopping.wait(timeout=60) is not None  # exits within an epoch or so
+    job = assert_trained_once(stack, job_id)  # the other worker took it over
     assert_sound_history(job)
+    handed = [h for h in job["history"] if "handed back" in (h["message"] or "")]
+    assert handed and handed[0]["status"] == "queued", job["history"]
     assert not any("retrying" in (h["message"] or "") for h in job["history"])
 
 
@@ -165,18 +181,18 @@ def test_api_restarted_mid_job(stack: FullStack) -> None:
 
 
 def test_a_frozen_worker_that_wakes_up_cannot_write_over_its_successor(stack: FullStack) -> None:
-    stack.start_worker("w1")
+    start_workers(stack, "w1", "w2")
     job_id = submit(stack)
     frozen_at = wait_until(stack, job_id, mid_training)["attempts"]
-    os.killpg(stack.processes["w1"].pid, signal.SIGSTOP)  # frozen, not dead
+    frozen = worker_of(stack, job_id)
+    os.killpg(stack.processes[frozen].pid, signal.SIGSTOP)  # frozen, not dead
     try:
-        wait_until(stack, job_id, lambda j: j["status"] == "queued")
-        stack.start_worker("w2")
+        # The reaper re-queues the job and the other worker takes it over.
         wait_until(stack, job_id, lambda j: j["status"] == "running" and j["attempts"] > frozen_at)
     finally:
-        os.killpg(stack.processes["w1"].pid, signal.SIGCONT)
+        os.killpg(stack.processes[frozen].pid, signal.SIGCONT)
     assert_trained_once(stack, job_id)
-    logged_at(stack, "w1", job_id, RUN_OVER_LINE)  # the woken worker's run is over
+    logged_at(stack, frozen, job_id, RUN_OVER_LINE)  # the woken worker's run is over
     job = get(stack, f"/v1/jobs/{job_id}")
     assert job["status"] == "succeeded"
     assert_sound_history(job)
@@ -242,15 +258,17 @@ def test_a_worker_frozen_while_its_job_ends_writes_nothing_after_waking(
 ) -> None:
     # Two workers, each frozen mid-job: w1's job is at its attempt cap, so the reaper fails it;
     # w2's job is cancelled while w2 is frozen, so the reaper cancels it.
-    workers = {}
+    start_workers(capped, "w1", "w2")
+    workers: dict[str, str] = {}
     try:
-        for name in ("w1", "w2"):
-            # Each job goes to the one worker not frozen yet, which is frozen mid-job.
-            capped.start_worker(name)
-            workers[name] = submit(capped, FROZEN_EPOCHS)
-            wait_until(capped, workers[name], lambda j: mid_training(j, FROZEN_EPOCHS))
+        for _ in range(2):
+            # Each job goes to a worker not frozen yet, which is frozen mid-job.
+            job_id = submit(capped, FROZEN_EPOCHS)
+            wait_until(capped, job_id, lambda j: mid_training(j, FROZEN_EPOCHS))
+            name = worker_of(capped, job_id)
+            workers[name] = job_id
             os.killpg(capped.processes[name].pid, signal.SIGSTOP)  # frozen, not dead
-        failing, cancelled = workers["w1"], workers["w2"]
+        failing, cancelled = workers.values()
         # A worker frozen inside a transaction holds its job's row until PostgreSQL ends the
         # idle transaction (15 s): the cancel waits for it.
         response = requests.post(f"{capped.url}/v1/jobs/{cancelled}/cancel", timeout=60)
