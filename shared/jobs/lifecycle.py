@@ -1,0 +1,165 @@
+"""Creating, claiming, cancelling, draining and reaping jobs (see ``shared.jobs``)."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from shared.db.models import Job, utcnow
+from shared.job_state import IllegalTransition, JobStatus
+from shared.jobs.changes import HELD_STATUSES, ChangeType, append_change, locked, set_status
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """What a job is created from (validated by the caller)."""
+
+    kind: str
+    model_kind: str
+    owner: str
+    params: dict[str, Any]
+    dataset_id: str | None = None
+    parent_id: str | None = None
+    idempotency_key: str | None = None
+
+
+def create_jobs(session: Session, jobs: Sequence[NewJob]) -> list[str]:
+    """Create queued jobs (all in the caller's transaction); their ids, in order."""
+    rows = [
+        Job(
+            kind=new.kind,
+            model_kind=new.model_kind,
+            owner=new.owner,
+            params=new.params,
+            dataset_id=new.dataset_id,
+            parent_id=new.parent_id,
+            idempotency_key=new.idempotency_key,
+            status=JobStatus.QUEUED.value,
+        )
+        for new in jobs
+    ]
+    session.add_all(rows)
+    session.flush()
+    for row in rows:
+        payload = {"kind": row.kind, "model_kind": row.model_kind, "parent_id": row.parent_id}
+        append_change(session, row.id, ChangeType.STATUS, status=JobStatus.QUEUED, payload=payload)
+    return [row.id for row in rows]
+
+
+def create_job(session: Session, new: NewJob) -> str:
+    """Create one queued job; its id."""
+    return create_jobs(session, [new])[0]
+
+
+def mark_enqueued(session: Session, job_id: str) -> None:
+    """Note that a queued job's id was just put on the queue (not a change users see)."""
+    session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.QUEUED.value)
+        .values(enqueued_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+
+
+def claim(session: Session, job_id: str, worker: str = "") -> Job | None:
+    """Atomically move a queued job to running under a fresh lease; None if it is not queued."""
+    now = utcnow()
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.QUEUED.value)
+        .values(
+            status=JobStatus.RUNNING.value,
+            started_at=func.coalesce(Job.started_at, now),
+            heartbeat_at=now,
+            attempts=Job.attempts + 1,
+            updated_at=now,
+            worker=worker[:255],
+            lease=uuid.uuid4().hex,
+            drain_requested=False,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    job = session.get(Job, job_id, populate_existing=True)
+    assert job is not None
+    payload = {"attempt": job.attempts, "worker": job.worker}
+    append_change(session, job_id, ChangeType.STATUS, status=JobStatus.RUNNING, payload=payload)
+    return job
+
+
+def request_cancel(session: Session, job_id: str) -> JobStatus:
+    """Cancel a job: a queued one at once, a running one at its next epoch; the new status.
+
+    Raises LookupError for no such job and IllegalTransition for one that has ended."""
+    job = locked(session, job_id)
+    if job is None:
+        raise LookupError(job_id)
+    status = JobStatus(job.status)
+    if status is JobStatus.QUEUED:
+        set_status(session, job, JobStatus.CANCELLED, "cancelled before it started")
+    elif status is JobStatus.RUNNING:
+        set_status(session, job, JobStatus.CANCELLING, "cancel requested")
+    elif status.is_terminal():
+        raise IllegalTransition(status, JobStatus.CANCELLED)
+    return JobStatus(job.status)
+
+
+def request_drain(session: Session, worker: str) -> int:
+    """Ask the jobs a shutting-down worker runs to stop at their next epoch; returns how many."""
+    result = session.execute(
+        update(Job)
+        .where(Job.worker == worker, Job.status == JobStatus.RUNNING.value)
+        .values(drain_requested=True)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+class Reaped(enum.StrEnum):
+    """What the reaper did with a job whose worker stopped beating."""
+
+    REQUEUED = "requeued"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+def stale_jobs(session: Session, stale_before: Any) -> Sequence[Job]:
+    """Running or cancelling jobs with no heartbeat since ``stale_before``, locked (others'
+    locked rows are skipped: their worker is writing, so it is alive)."""
+    return session.scalars(
+        select(Job)
+        .where(Job.status.in_(HELD_STATUSES), Job.heartbeat_at < stale_before)
+        .with_for_update(skip_locked=True)
+    ).all()
+
+
+def reap(session: Session, job: Job, max_attempts: int) -> Reaped:
+    """End or re-queue a locked job whose worker is presumed dead; its lease is cleared."""
+    if job.status == JobStatus.CANCELLING.value:
+        set_status(session, job, JobStatus.CANCELLED, "worker lost while cancelling")
+        return Reaped.CANCELLED
+    if job.attempts >= max_attempts:
+        message = f"worker lost {job.attempts} times (max_attempts {max_attempts})"
+        set_status(session, job, JobStatus.FAILED, message)
+        return Reaped.FAILED
+    set_status(session, job, JobStatus.QUEUED, "worker lost (no heartbeat); re-queued")
+    return Reaped.REQUEUED
+
+
+def unsent_jobs(session: Session, sent_before: Any) -> Sequence[Job]:
+    """Queued jobs never put on the queue, or last put there before ``sent_before``, locked."""
+    return session.scalars(
+        select(Job)
+        .where(
+            Job.status == JobStatus.QUEUED.value,
+            (Job.enqueued_at.is_(None)) | (Job.enqueued_at < sent_before),
+        )
+        .with_for_update(skip_locked=True)
+    ).all()
