@@ -6,6 +6,7 @@ from flask import Flask
 
 from services.api.auth import register_auth
 from services.api.errors import register_error_handlers
+from services.api.json_provider import FiniteJSONProvider
 from services.api.routes import datasets, health, jobs
 from services.api.routes import openapi as openapi_route
 from shared.queue import make_celery
@@ -18,7 +19,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or get_settings()
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json = FiniteJSONProvider(app)
     app.extensions["gentrain.settings"] = settings
     app.extensions["gentrain.store"] = open_store(settings)
     app.extensions["gentrain.celery"] = make_celery(settings, name="gentrain-api")

@@ -216,7 +216,11 @@ def schemas(settings: Settings) -> dict[str, Schema]:
         "Metric": obj(
             {
                 "step": integer(description="the epoch (1-based) or, for a GAN, the global step"),
-                "values": {"type": "object", "additionalProperties": {"type": "number"}},
+                "values": {
+                    "type": "object",
+                    "additionalProperties": {"type": ["number", "null"]},
+                    "description": "null: the value was not finite (inf or NaN)",
+                },
                 "seconds": nullable({"type": "number"}),
                 "at": timestamp(),
             }

@@ -10,6 +10,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from shared.db.models import Artifact, Job, Metric, utcnow
+from shared.finite_numbers import finite_json, finite_record
 from shared.job_state import JobStatus
 from shared.jobs.changes import HELD_STATUSES, ChangeType, append_change, held, locked, set_status
 from shared.storage import StoredObject
@@ -91,6 +92,7 @@ def record_epoch(
     Rows are kept per attempt (the API shows the latest). ``replayed`` marks a resumed job's
     last checkpointed epoch: nothing is recorded if any attempt already recorded that step."""
     job = held(session, job_id, lease)
+    values, _ = finite_json(values)  # a non-finite value (inf, NaN) is stored as null
     rows = session.scalars(select(Metric).where(Metric.job_id == job_id, Metric.step == step)).all()
     if replayed and rows:
         return
@@ -159,7 +161,7 @@ def finish(
     if target is JobStatus.SUCCEEDED and job.status == JobStatus.CANCELLING.value:
         target, message = JobStatus.CANCELLED, "cancelled after training finished"
     elif target is JobStatus.SUCCEEDED:
-        job.results = results or {}
+        job.results = finite_record(results or {})
         job.progress = 1.0
     set_status(session, job, target, message)
     return target

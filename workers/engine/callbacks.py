@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -11,9 +12,20 @@ from typing import Any
 import keras
 
 from workers.engine.checkpoints import CHECKPOINT_ARTIFACT, EpochRecord, save_checkpoint
-from workers.engine.reporter import Reporter
+from workers.engine.reporter import Reporter, UserError
 
 STOP_CHECK_SECONDS = 1.0
+
+
+def check_losses(logs: dict[str, Any] | None, where: str) -> None:
+    """Raise UserError if a loss is not finite: training diverged (a learning rate too high, or
+    bad inputs), and retrying would only diverge again."""
+    for name, value in (logs or {}).items():
+        if name.endswith("loss") and not math.isfinite(float(value)):
+            raise UserError(
+                f"{name} became {float(value)} {where}: training diverged; try a lower "
+                "learning_rate (or check the dataset's values)"
+            )
 
 
 class JobProgress(keras.callbacks.Callback):
@@ -41,15 +53,18 @@ class JobProgress(keras.callbacks.Callback):
         self.stopped = False
         self._epoch_started = 0.0
         self._last_check = 0.0
+        self._epoch = 0
         self._durations: list[float] = []
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._epoch = epoch
         self._epoch_started = time.perf_counter()
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         now = time.perf_counter()
         if now - self._last_check >= STOP_CHECK_SECONDS:
             self._last_check = now
+            check_losses(logs, f"in epoch {self._epoch + 1}")
             if self.reporter.should_stop():
                 self.stopped = True
                 self.model.stop_training = True
@@ -57,6 +72,7 @@ class JobProgress(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if self.stopped:
             return  # a partial epoch is not a completed one: the last checkpoint stays
+        check_losses(logs, f"at the end of epoch {epoch + 1}")  # before it is checkpointed
         seconds = time.perf_counter() - self._epoch_started
         self._durations.append(seconds)
         done = epoch + 1
