@@ -22,6 +22,32 @@ class RuleError(ValueError):
         self.message = message
 
 
+# Per-job output bounds (issue 10): a job writes at most this many checkpoints and metric rows
+# (one per epoch or block of steps) and this many intermediate sample grids, so the intervals
+# between them are bounded below by the run's length.
+MAX_CHECKPOINTS_PER_JOB = 1000
+MAX_GRIDS_PER_JOB = 100
+# Quality evaluation fits a Gaussian to features of generated and held-out images
+# (workers/engine/quality.py): it needs at least two of each.
+QUALITY_MIN_SAMPLES = 2
+
+
+def _ceil_div(total: int, parts: int) -> int:
+    return -(-total // parts)
+
+
+def check_sample_every(sample_every: int, length: int, unit: str) -> None:
+    """RuleError unless ``sample_every`` is 0 or leaves at most MAX_GRIDS_PER_JOB grids in a run
+    of ``length`` epochs or steps."""
+    least = _ceil_div(length, MAX_GRIDS_PER_JOB)
+    if sample_every and sample_every < least:
+        raise RuleError(
+            "sample_every",
+            f"sample_every must be 0 or at least {least} for {length} {unit} "
+            f"(at most {MAX_GRIDS_PER_JOB} grids a job)",
+        )
+
+
 class Params(BaseModel):
     """Base of every parameter model: closed, strictly typed, finite numbers."""
 
@@ -61,6 +87,12 @@ class ClassifierParams(CommonParams):
         0, ge=0, le=1000, description="save a labelled grid every K epochs (0: at the end)"
     )
 
+    @model_validator(mode="after")
+    def _bounded_output(self) -> ClassifierParams:
+        """At most MAX_GRIDS_PER_JOB intermediate grids."""
+        check_sample_every(self.sample_every, self.epochs, "epochs")
+        return self
+
 
 class AutoencoderParams(CommonParams):
     """Parameters of an autoencoder job."""
@@ -73,6 +105,12 @@ class AutoencoderParams(CommonParams):
     sample_every: int = Field(
         0, ge=0, le=1000, description="save a sample grid every K epochs (0: at the end)"
     )
+
+    @model_validator(mode="after")
+    def _bounded_output(self) -> AutoencoderParams:
+        """At most MAX_GRIDS_PER_JOB intermediate grids."""
+        check_sample_every(self.sample_every, self.epochs, "epochs")
+        return self
 
 
 class DenoiserParams(AutoencoderParams):
@@ -107,13 +145,32 @@ class GanParams(CommonParams):
     )
     label_smoothing: float = Field(0.0, ge=0.0, le=0.5, description="real label is 1 minus this")
     quality_samples: int = Field(
-        2000, ge=0, le=20_000, description="generated images scored at the end (0: none)"
+        2000,
+        ge=0,
+        le=20_000,
+        description=f"generated images scored at the end (0: none, else at least "
+        f"{QUALITY_MIN_SAMPLES})",
     )
 
     @model_validator(mode="after")
     def _whole_blocks(self) -> GanParams:
-        """steps_per_epoch is capped at steps, and steps come in whole blocks of it."""
+        """steps_per_epoch is capped at steps, and steps come in whole blocks of it; at most
+        MAX_CHECKPOINTS_PER_JOB blocks and MAX_GRIDS_PER_JOB intermediate grids a job; quality
+        is scored on enough samples or none."""
         self.steps_per_epoch = min(self.steps_per_epoch, self.steps)
+        least = _ceil_div(self.steps, MAX_CHECKPOINTS_PER_JOB)
+        if self.steps_per_epoch < least:
+            raise RuleError(
+                "steps_per_epoch",
+                f"steps_per_epoch must be at least {least} for {self.steps} steps "
+                f"(at most {MAX_CHECKPOINTS_PER_JOB} checkpoints a job)",
+            )
+        check_sample_every(self.sample_every, self.steps, "steps")
+        if 0 < self.quality_samples < QUALITY_MIN_SAMPLES:
+            raise RuleError(
+                "quality_samples",
+                f"quality_samples must be 0 or at least {QUALITY_MIN_SAMPLES}",
+            )
         if self.steps % self.steps_per_epoch:
             raise RuleError(
                 "steps_per_epoch",

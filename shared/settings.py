@@ -59,6 +59,20 @@ class Settings(BaseSettings):
     default_max_runtime_seconds: int = Field(default=24 * 3600, ge=1)
     max_runtime_cap_seconds: int = Field(default=7 * 24 * 3600, ge=1)
 
+    # Request and output limits (issue 10)
+    # A JSON request body (submit, sample) above this many bytes is a 413 before it is parsed;
+    # uploads keep max_upload_bytes. Nesting deeper than max_json_depth is a 400.
+    max_json_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    max_json_depth: int = Field(default=32, ge=4, le=500)
+    # Sampling requests a minute per owner (429 with Retry-After), as submit_rate_per_minute.
+    sample_rate_per_minute: int = Field(default=60, ge=1, le=100_000)
+    # Queued, running and cancelling jobs (training and sampling) per owner: a 429 above it.
+    max_active_jobs_per_owner: int = Field(default=100, ge=1, le=1_000_000)
+    # The job view shows this many newest artifacts; GET /v1/jobs/<id>/artifacts pages the rest.
+    job_view_artifacts: int = Field(default=50, ge=1, le=1000)
+    # Most rows a page of GET /v1/jobs/<id>/metrics (or /artifacts) may ask for.
+    max_page_size: int = Field(default=1000, ge=10, le=100_000)
+
     @model_validator(mode="after")
     def _embedded_defaults(self) -> Settings:
         if not self.database_url:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, cast
@@ -46,15 +47,69 @@ def db_read() -> Iterator[Connection]:
         yield connection
 
 
-def json_body() -> dict[str, Any]:
-    """The request's JSON object, or a 400 naming what is wrong with it."""
+def _request_bytes(limit: int) -> bytes:
+    """The request body, read up to ``limit`` bytes: a 413 past it, with or without a
+    Content-Length (a chunked body is read, not ignored)."""
+    length = request.content_length
+    if length is not None and length > limit:
+        raise _too_large(limit)
+    stream, chunks, size = request.stream, [], 0
+    while True:
+        chunk = stream.read(min(64 * 1024, limit + 1 - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+    return b"".join(chunks)
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(413, "too_large", f"a JSON body may be at most {limit} bytes")
+
+
+def _depth(value: Any, limit: int) -> int:
+    """How deeply ``value`` nests arrays and objects, counted up to ``limit`` + 1."""
+    depth, level = 0, [value]
+    while depth <= limit:
+        containers = [item for item in level if isinstance(item, (dict, list))]
+        if not containers:
+            break
+        depth += 1
+        level = [
+            child
+            for item in containers
+            for child in (item.values() if isinstance(item, dict) else item)
+        ]
+    return depth
+
+
+def json_body(optional: bool = False) -> dict[str, Any]:
+    """The request's JSON object, or a 4xx naming what is wrong with it: 413 over
+    ``max_json_bytes`` (checked before parsing), 400 malformed or nested deeper than
+    ``max_json_depth``, 415 not JSON. ``optional``: an empty body is ``{}``."""
+    limits = settings()
+    if optional and request.content_length == 0:
+        return {}
+    if not request.is_json and not optional:
+        raise ApiError(
+            415, "unsupported_media_type", "send a JSON body with Content-Type: application/json"
+        )
+    data = _request_bytes(limits.max_json_bytes)
+    if optional and not data.strip():
+        return {}
     if not request.is_json:
         raise ApiError(
             415, "unsupported_media_type", "send a JSON body with Content-Type: application/json"
         )
-    body = request.get_json(silent=True)
-    if body is None:
-        raise ApiError(400, "malformed_json", "request body is not valid JSON")
+    try:
+        body = json.loads(data)
+    except (ValueError, RecursionError):
+        raise ApiError(400, "malformed_json", "request body is not valid JSON") from None
+    if _depth(body, limits.max_json_depth) > limits.max_json_depth:
+        message = f"request body nests deeper than {limits.max_json_depth} levels"
+        raise ApiError(400, "malformed_json", message)
     if not isinstance(body, dict):
         raise ApiError(400, "malformed_json", "request body must be a JSON object")
     return body

@@ -75,6 +75,11 @@ _ARTIFACTS = (
     .where(ARTIFACTS.c.job_id == _JOB_ID)
     .order_by(ARTIFACTS.c.id)
 )
+# The job view shows the newest artifacts only (a job may have many grids); the rest are paged.
+_NEWEST_ARTIFACTS = (
+    _ARTIFACTS.order_by(None).order_by(ARTIFACTS.c.id.desc()).limit(bindparam("artifact_limit"))
+)
+_ARTIFACT_COUNT = select(func.count()).select_from(ARTIFACTS).where(ARTIFACTS.c.job_id == _JOB_ID)
 _METRIC_COLUMNS = (METRICS.c.step, METRICS.c.attempt, METRICS.c["values"], METRICS.c.seconds)
 _LATEST_METRIC = (
     select(*_METRIC_COLUMNS, METRICS.c.at)
@@ -82,11 +87,25 @@ _LATEST_METRIC = (
     .order_by(METRICS.c.step.desc(), METRICS.c.attempt.desc())
     .limit(1)
 )
+# One row per step: the latest attempt's (a job re-queued after a crash may repeat a step).
+_LATER = METRICS.alias("later")
+_LATEST_ATTEMPT = ~(
+    select(_LATER.c.id)
+    .where(
+        _LATER.c.job_id == METRICS.c.job_id,
+        _LATER.c.step == METRICS.c.step,
+        _LATER.c.attempt > METRICS.c.attempt,
+    )
+    .exists()
+)
 _METRICS = (
     select(*_METRIC_COLUMNS, METRICS.c.at)
-    .where(METRICS.c.job_id == _JOB_ID)
-    .order_by(METRICS.c.step, METRICS.c.attempt)
+    .where(METRICS.c.job_id == _JOB_ID, METRICS.c.step > bindparam("after_step"), _LATEST_ATTEMPT)
+    .order_by(METRICS.c.step)
+    .limit(bindparam("limit"))
+    .offset(bindparam("offset"))
 )
+_METRIC_STEPS = select(func.count(func.distinct(METRICS.c.step))).where(METRICS.c.job_id == _JOB_ID)
 
 
 @dataclass(frozen=True)
@@ -97,6 +116,8 @@ class JobRecord:
     events: Sequence[AnyRow]
     artifacts: Sequence[AnyRow]
     latest_metric: AnyRow | None
+    # How many artifacts the job has; ``artifacts`` holds the newest of them, oldest first.
+    artifact_count: int = 0
 
 
 def job_owner(connection: Connection, job_id: str) -> str | None:
@@ -105,26 +126,45 @@ def job_owner(connection: Connection, job_id: str) -> str | None:
     return owner
 
 
-def fetch_job(connection: Connection, job_id: str) -> JobRecord | None:
-    """A job with its history, artifacts and latest metrics, or None if there is no such job."""
+def fetch_job(connection: Connection, job_id: str, artifact_limit: int = 50) -> JobRecord | None:
+    """A job with its history, newest ``artifact_limit`` artifacts and latest metrics, or None
+    if there is no such job."""
     params = {"job_id": job_id}
     job = connection.execute(_JOB, params).first()
     if job is None:
         return None
+    newest = connection.execute(_NEWEST_ARTIFACTS, {**params, "artifact_limit": artifact_limit})
+    artifacts = list(newest.all())[::-1]
+    count = len(artifacts)
+    if count >= artifact_limit:
+        count = connection.scalar(_ARTIFACT_COUNT, params) or 0
     return JobRecord(
         job=job,
         events=connection.execute(_EVENTS, params).all(),
-        artifacts=connection.execute(_ARTIFACTS, params).all(),
+        artifacts=artifacts,
         latest_metric=connection.execute(_LATEST_METRIC, params).first(),
+        artifact_count=count,
     )
 
 
-def job_metrics(connection: Connection, job_id: str) -> list[AnyRow]:
-    """A job's metrics in step order, one row per step: the latest attempt's."""
-    latest: dict[int, AnyRow] = {}
-    for row in connection.execute(_METRICS, {"job_id": job_id}):
-        latest[row.step] = row
-    return list(latest.values())
+def job_artifacts(
+    connection: Connection, job_id: str, limit: int, offset: int
+) -> tuple[int, list[AnyRow]]:
+    """How many artifacts a job has, and one page of them in the order they were made."""
+    total = connection.scalar(_ARTIFACT_COUNT, {"job_id": job_id}) or 0
+    page = _ARTIFACTS.limit(limit).offset(offset)
+    return total, list(connection.execute(page, {"job_id": job_id}).all())
+
+
+def job_metrics(
+    connection: Connection, job_id: str, limit: int, offset: int = 0, after_step: int = -1
+) -> tuple[int, list[AnyRow]]:
+    """How many steps a job has metrics for, and one page of them in step order (steps after
+    ``after_step``, skipping ``offset``), one row per step: the latest attempt's."""
+    params = {"job_id": job_id}
+    total = connection.scalar(_METRIC_STEPS, params) or 0
+    page = {**params, "after_step": after_step, "limit": limit, "offset": offset}
+    return total, list(connection.execute(_METRICS, page).all())
 
 
 def list_jobs(

@@ -18,6 +18,7 @@ def dataset_view(dataset: Dataset) -> dict[str, Any]:
     return {
         "id": dataset.id,
         "name": dataset.name,
+        "owner": dataset.owner,
         "size_bytes": dataset.size_bytes,
         "sha256": dataset.sha256,
         "arrays": dataset.arrays,
@@ -84,7 +85,11 @@ def job_view(record: JobRecord, base_url: str) -> dict[str, Any]:
                 {"status": event.status, "at": _iso(event.at), "message": event.message}
                 for event in record.events
             ],
+            # The newest artifacts only; artifact_count says how many there are, and
+            # artifacts_url pages through them all.
             "artifacts": [artifact_view(artifact, base_url) for artifact in record.artifacts],
+            "artifact_count": max(record.artifact_count, len(record.artifacts)),
+            "artifacts_url": f"{base_url}v1/jobs/{job.id}/artifacts",
         }
     )
     return view

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import math
 from datetime import timedelta
+from typing import Any
 
 from flask import Blueprint, Response, jsonify, redirect, request
 from flask.typing import ResponseReturnValue
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -15,14 +17,14 @@ from services.api import deps, job_reads
 from services.api.auth import caller, can_see
 from services.api.errors import ApiError, not_found
 from services.api.job_reads import JobRecord
-from services.api.views import job_summary, job_view, metric_view
+from services.api.views import artifact_view, job_summary, job_view, metric_view
 from shared.dataset_registry import MNIST_NAME
 from shared.datasets import DATASET_NAME
 from shared.db.models import Dataset, Job, utcnow
 from shared.job_specs import SpecError, validate_sample_params, validate_training_spec
 from shared.job_state import IllegalTransition, JobStatus
 from shared.jobs import NewJob, create_job, mark_enqueued, request_cancel
-from shared.kinds import SAMPLE_KIND, job_kinds
+from shared.kinds import QUALITY_MIN_SAMPLES, SAMPLE_KIND, job_kinds
 from shared.queue import SAMPLE_TASK, TRAIN_TASK, enqueue
 
 log = logging.getLogger(__name__)
@@ -34,8 +36,9 @@ SUBMIT_FIELDS = {"kind", "dataset", "params"}
 def _visible_job(job_id: str) -> JobRecord:
     """The job with all its view shows, if the caller may see it; another owner's job is a 404
     like a missing one."""
+    limit = deps.settings().job_view_artifacts
     with deps.db_read() as connection:
-        record = job_reads.fetch_job(connection, job_id)
+        record = job_reads.fetch_job(connection, job_id, limit)
     if record is None or not can_see(record.job.owner):
         raise not_found("job", job_id)
     return record
@@ -60,19 +63,88 @@ def _enqueue(job_id: str, task_name: str) -> None:
         mark_enqueued(session, job_id)
 
 
-def _check_rate(session: Session, owner: str) -> None:
-    """A 429 when ``owner`` submitted too many jobs in the last minute."""
-    limit = deps.settings().submit_rate_per_minute
-    since = utcnow() - timedelta(seconds=60)
-    recent = session.scalar(
-        select(func.count()).select_from(Job).where(Job.owner == owner, Job.created_at >= since)
+# Jobs that count against an owner's cap on active jobs.
+ACTIVE_STATUSES = (
+    JobStatus.QUEUED.value,
+    JobStatus.RUNNING.value,
+    JobStatus.CANCELLING.value,
+)
+# The advisory-lock space of per-owner submission locks (PostgreSQL): "gt" in ASCII.
+_OWNER_LOCK_SPACE = 0x6774
+
+
+def _lock_owner(session: Session, owner: str) -> None:
+    """Serialize ``owner``'s job creation until this transaction ends, so that counting recent
+    and active jobs and then inserting one cannot race (concurrent submissions overran the rate
+    limit). PostgreSQL: a transaction-scoped advisory lock per owner; SQLite: the database's
+    write lock, taken by a write statement that changes nothing."""
+    if session.get_bind().dialect.name == "postgresql":
+        statement = text("SELECT pg_advisory_xact_lock(:space, hashtext(:owner))")
+        session.execute(statement, {"space": _OWNER_LOCK_SPACE, "owner": owner})
+    else:
+        session.execute(text("UPDATE jobs SET owner = owner WHERE 0 = 1"))
+
+
+def _check_quota(session: Session, owner: str, sampling: bool) -> None:
+    """A 429 when ``owner`` created too many training (or sampling) jobs in the last minute, or
+    has too many jobs queued or running. Call with the owner locked (``_lock_owner``)."""
+    settings = deps.settings()
+    now = utcnow()
+    is_sample = Job.kind == SAMPLE_KIND
+    recent = (
+        select(func.count(), func.min(Job.created_at))
+        .select_from(Job)
+        .where(Job.owner == owner, Job.created_at >= now - timedelta(seconds=60))
+        .where(is_sample if sampling else ~is_sample)
     )
-    if (recent or 0) >= limit:
+    count, oldest = session.execute(recent).one()
+    limit = settings.sample_rate_per_minute if sampling else settings.submit_rate_per_minute
+    if count >= limit:
+        what = "sampling requests" if sampling else "submissions"
+        wait = 60.0
+        if oldest is not None:
+            oldest = oldest if oldest.tzinfo else oldest.replace(tzinfo=now.tzinfo)
+            wait = 60.0 - (now - oldest).total_seconds()
         raise ApiError(
             429,
             "rate_limited",
-            f"at most {limit} submissions a minute; try again shortly",
+            f"at most {limit} {what} a minute; try again shortly",
+            headers={"Retry-After": str(max(1, math.ceil(wait)))},
+        )
+    active = session.scalar(
+        select(func.count())
+        .select_from(Job)
+        .where(Job.owner == owner, Job.status.in_(ACTIVE_STATUSES))
+    )
+    cap = settings.max_active_jobs_per_owner
+    if (active or 0) >= cap:
+        raise ApiError(
+            429,
+            "too_many_active_jobs",
+            f"at most {cap} queued or running jobs per owner (GENTRAIN_MAX_ACTIVE_JOBS_PER_OWNER);"
+            " wait for some to finish or cancel them",
             headers={"Retry-After": "60"},
+        )
+
+
+def _check_held_out(params: dict[str, Any], dataset: Dataset) -> None:
+    """A 422 when quality evaluation is asked for (``quality_samples``) but the dataset's
+    held-out split (x_test, else x_train) has too few images to score against."""
+    if not params.get("quality_samples"):
+        return
+    arrays = dataset.arrays or {}
+    split = "x_test" if "x_test" in arrays else "x_train"
+    images = int(arrays.get(split, {}).get("shape", [0])[0])
+    if split == "x_train" and params.get("max_train_images"):
+        images = min(images, params["max_train_images"])
+    if images < QUALITY_MIN_SAMPLES:
+        raise ApiError(
+            422,
+            "invalid_spec",
+            f"quality evaluation needs at least {QUALITY_MIN_SAMPLES} held-out images and "
+            f"{split} of dataset {dataset.name!r} has {images}; upload more or set "
+            "params.quality_samples to 0",
+            "dataset",
         )
 
 
@@ -88,11 +160,30 @@ def _idempotency_key() -> str | None:
     return key
 
 
-def _replayed(session: Session, owner: str, key: str | None) -> str | None:
+def _replayed(
+    session: Session, owner: str, key: str | None, request_seen: tuple[str, str, dict[str, Any]]
+) -> str | None:
+    """The job an Idempotency-Key already made, or None; a 422 if that job was made from a
+    different request (kind, dataset and parameters, defaults filled in, are compared)."""
     if key is None:
         return None
-    query = select(Job.id).where(Job.owner == owner, Job.idempotency_key == key)
-    return session.scalar(query)
+    query = (
+        select(Job.id, Job.kind, Dataset.name, Job.params)
+        .outerjoin(Dataset, Dataset.id == Job.dataset_id)
+        .where(Job.owner == owner, Job.idempotency_key == key)
+    )
+    row = session.execute(query).first()
+    if row is None:
+        return None
+    if (row.kind, row.name, row.params) != request_seen:
+        raise ApiError(
+            422,
+            "idempotency_key_reused",
+            f"Idempotency-Key was used for job {row.id} with a different request body",
+            "Idempotency-Key",
+        )
+    job_id: str = row.id
+    return job_id
 
 
 def _created(job_id: str) -> tuple[Response, int]:
@@ -119,11 +210,13 @@ def submit_job() -> tuple[Response, int]:
     if not isinstance(dataset_name, str) or not DATASET_NAME.match(dataset_name):
         raise ApiError(422, "invalid_spec", "dataset must name an uploaded dataset", "dataset")
     owner, key = caller().owner, _idempotency_key()
+    seen = (body["kind"], dataset_name, params)
     try:
         with deps.db() as session:
-            if (existing := _replayed(session, owner, key)) is not None:
+            _lock_owner(session, owner)
+            if (existing := _replayed(session, owner, key, seen)) is not None:
                 return _created(existing)
-            _check_rate(session, owner)
+            _check_quota(session, owner, sampling=False)
             query = select(Dataset).where(Dataset.owner == owner, Dataset.name == dataset_name)
             dataset = session.scalar(query)
             if dataset is None:
@@ -135,13 +228,14 @@ def submit_job() -> tuple[Response, int]:
                 raise ApiError(
                     422, "unknown_dataset", f"dataset {dataset_name!r} not found{hint}", "dataset"
                 )
+            _check_held_out(params, dataset)
             kind = body["kind"]
             new = NewJob(kind, kind, owner, params, dataset_id=dataset.id, idempotency_key=key)
             job_id = create_job(session, new)
     except IntegrityError:
         # The same Idempotency-Key raced in from another request: answer with that job.
         with deps.db() as session:
-            existing = _replayed(session, owner, key)
+            existing = _replayed(session, owner, key, seen)
         if existing is None:
             raise
         return _created(existing)
@@ -175,11 +269,43 @@ def get_job(job_id: str) -> Response:
 
 @bp.get("/<job_id>/metrics")
 def get_metrics(job_id: str) -> Response:
-    """Every recorded epoch (or step block) of a job's metrics."""
+    """A page of a job's metrics, one row per epoch (or step block), in step order."""
+    limits = deps.settings()
+    limit = deps.query_int("limit", limits.max_page_size, 1, limits.max_page_size)
+    offset = deps.query_int("offset", 0, 0, 10**9)
+    after_step = deps.query_int("after_step", 0, 0, 10**9)
     with deps.db_read() as connection:
         _check_visible(connection, job_id)
-        rows = job_reads.job_metrics(connection, job_id)
-    return jsonify({"job_id": job_id, "items": [metric_view(row) for row in rows]})
+        total, rows = job_reads.job_metrics(connection, job_id, limit, offset, after_step)
+    items = [metric_view(row) for row in rows]
+    more = len(rows) == limit
+    return jsonify(
+        {
+            "job_id": job_id,
+            "items": items,
+            "total": total,
+            "limit": limit,
+            "offset": offset,
+            "after_step": after_step,
+            # Pass as after_step for the next page; null on the last one.
+            "next_after_step": rows[-1].step if more else None,
+        }
+    )
+
+
+@bp.get("/<job_id>/artifacts")
+def list_artifacts(job_id: str) -> Response:
+    """A page of a job's artifacts in the order they were made, with download links."""
+    limits = deps.settings()
+    limit = deps.query_int("limit", 100, 1, limits.max_page_size)
+    offset = deps.query_int("offset", 0, 0, 10**9)
+    with deps.db_read() as connection:
+        _check_visible(connection, job_id)
+        total, rows = job_reads.job_artifacts(connection, job_id, limit, offset)
+    items = [artifact_view(row, request.host_url) for row in rows]
+    return jsonify(
+        {"job_id": job_id, "items": items, "total": total, "limit": limit, "offset": offset}
+    )
 
 
 @bp.post("/<job_id>/cancel")
@@ -200,7 +326,7 @@ def cancel_job(job_id: str) -> tuple[Response, int]:
 @bp.post("/<job_id>/samples")
 def sample_job(job_id: str) -> tuple[Response, int]:
     """Draw samples from a trained model: a sampling job writing a PNG grid."""
-    body = deps.json_body() if request.content_length else {}
+    body = deps.json_body(optional=True)
     unknown = sorted(set(body) - {"params"})
     if unknown:
         raise ApiError(422, "unknown_field", f"unknown field {unknown[0]!r}", unknown[0])
@@ -212,12 +338,14 @@ def sample_job(job_id: str) -> tuple[Response, int]:
         parent = session.get(Job, job_id)
         if parent is None or not can_see(parent.owner):
             raise not_found("job", job_id)
+        _lock_owner(session, parent.owner)
         if parent.kind == SAMPLE_KIND:
             raise ApiError(409, "conflict", "sample from a training job, not a sampling job")
         if parent.status != JobStatus.SUCCEEDED.value:
             raise ApiError(
                 409, "conflict", f"job {job_id} is {parent.status}; sample once it has succeeded"
             )
+        _check_quota(session, parent.owner, sampling=True)
         new = NewJob(
             SAMPLE_KIND,
             parent.model_kind,
