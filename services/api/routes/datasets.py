@@ -55,10 +55,20 @@ def list_datasets() -> Response:
 
 @bp.get("/<name>")
 def get_dataset(name: str) -> Response:
-    """One dataset by name."""
+    """One dataset by name: the caller's, or (an admin) another owner's with ``?owner=``."""
+    owner = request.args.get("owner", caller().owner)
+    if owner != caller().owner and not caller().is_admin:
+        raise not_found("dataset", name)  # another owner's dataset is a 404, as a missing one
     with deps.db() as session:
-        query = select(Dataset).where(Dataset.owner == caller().owner, Dataset.name == name)
+        query = select(Dataset).where(Dataset.owner == owner, Dataset.name == name)
         dataset = session.scalar(query)
+        if dataset is None and caller().is_admin and "owner" not in request.args:
+            # An admin's list shows every owner's datasets: a name only one owner has is found.
+            others = session.scalars(select(Dataset).where(Dataset.name == name).limit(2)).all()
+            if len(others) > 1:
+                message = f"several owners have a dataset {name!r}; name one with ?owner="
+                raise ApiError(409, "ambiguous", message, "owner")
+            dataset = others[0] if others else None
         if dataset is None:
             raise not_found("dataset", name)
         return jsonify(dataset_view(dataset))
