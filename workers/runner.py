@@ -154,30 +154,35 @@ def run_sampling_job(settings: Settings, job_id: str, worker: str = "") -> RunRe
         attempts, lease = job.attempts, str(job.lease)
     store = open_store(settings)
     reporter = JobReporter(settings, store, job_id, lease, attempts)
-    try:
-        from workers.engine.data import load_arrays
-        from workers.engine.sampling import load_model, needs_dataset, sample_images
+    # Beats like a training job: a sampling job that outlasts the heartbeat timeout (a large
+    # count, a slow model load) is alive, not a dead worker's job to re-queue.
+    with Heartbeat(reporter):
+        try:
+            from workers.engine.data import load_drawn
+            from workers.engine.sampling import load_model, needs_dataset, sample_images
 
-        if model_artifact is None:
-            raise UserError("the parent job has no trained model")
-        with tempfile.TemporaryDirectory() as tmp:
-            folder = Path(tmp)
-            key = model_artifact.storage_key
+            if model_artifact is None:
+                raise UserError("the parent job has no trained model")
+            with tempfile.TemporaryDirectory() as tmp:
+                folder = Path(tmp)
+                key = model_artifact.storage_key
 
-            def fetch_model() -> Path:
-                path = folder / "model.keras"
-                store.download(key, path)
-                return path
+                def fetch_model() -> Path:
+                    path = folder / "model.keras"
+                    store.download(key, path)
+                    return path
 
-            model = load_model(f"{parent_id}:{model_artifact.sha256}", fetch_model)
-            arrays = None
-            if needs_dataset(kind):
-                if dataset is None:
-                    raise UserError("the parent job's dataset no longer exists")
-                arrays = load_arrays(_dataset_file(store, dataset, folder))
-        for name, png in sample_images(kind, model, arrays, params, trained_with).items():
-            reporter.save_bytes(name, png, "image/png")
-    except Exception as error:
-        return _handle_failure(settings, reporter, error)
+                model = load_model(f"{parent_id}:{model_artifact.sha256}", fetch_model)
+                drawn = None
+                if needs_dataset(kind):
+                    if dataset is None:
+                        raise UserError("the parent job's dataset no longer exists")
+                    # Only the `count` held-out images drawn, never the whole dataset.
+                    path = _dataset_file(store, dataset, folder)
+                    drawn = load_drawn(path, params["count"], params["seed"])
+            for name, png in sample_images(kind, model, drawn, params, trained_with).items():
+                reporter.save_bytes(name, png, "image/png")
+        except Exception as error:
+            return _handle_failure(settings, reporter, error)
     _finish(settings, job_id, lease, JobStatus.SUCCEEDED, None, {})
     return RunResult.FINISHED

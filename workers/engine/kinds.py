@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from shared.kinds import KIND_SPECS, KindSpec
-from workers.engine.data import Arrays
+from workers.engine.data import HELD_OUT_IMAGES, Arrays, Drawn, spread
 from workers.engine.distribution import jit_compile_setting
 from workers.engine.gan import GAN
 from workers.engine.models import (
@@ -26,6 +26,8 @@ from workers.engine.reporter import UserError
 from workers.images import grid_png, labelled_grid_png, square_grid_png
 
 GRID_COLUMNS = 10
+# Images per block of denoiser noise (float64 while drawn): 4,096 × 784 × 8 B ≈ 25 MB.
+_NOISE_CHUNK = 4096 * 784
 AUTOTUNE = tf.data.AUTOTUNE
 
 
@@ -61,16 +63,30 @@ def _shuffled(dataset: tf.data.Dataset, count: int, on: bool, seed: int) -> tf.d
 
 def noisy_images(x: np.ndarray, factor: float, clip: bool, seed: int) -> np.ndarray:
     """The seed's corruption: Gaussian noise times ``factor``, clipped to [0, 1] if asked."""
-    noise = np.random.default_rng(seed).normal(0.0, 1.0, size=x.shape).astype(np.float32)
-    noisy = x + factor * noise
-    return np.clip(noisy, 0.0, 1.0) if clip else noisy
+    rng = np.random.default_rng(seed)
+    noisy = np.empty(x.shape, np.float32)
+    rows = max(1, _NOISE_CHUNK // max(1, int(np.prod(x.shape[1:]))))
+    for start in range(0, len(x), rows):
+        part = noisy[start : start + rows]
+        # Drawn in float64 a block at a time: the values of one whole draw, cast to float32,
+        # without ever holding float64 noise for every image.
+        part[...] = rng.normal(0.0, 1.0, size=part.shape)
+        part *= factor
+        part += x[start : start + rows]
+    return np.clip(noisy, 0.0, 1.0, out=noisy) if clip else noisy
 
 
 def held_out(arrays: Arrays) -> tuple[str, np.ndarray, np.ndarray | None]:
-    """The split quality is measured on: test if the dataset has one, else train."""
+    """The split quality is measured on: test if the dataset has one, else train; at most
+    ``HELD_OUT_IMAGES`` of it, evenly spread (``load_arrays`` already bounds the test split)."""
     if arrays.x_test is not None:
-        return "test", arrays.x_test, arrays.y_test
-    return "train", arrays.x_train, arrays.y_train
+        split, x, y = "test", arrays.x_test, arrays.y_test
+    else:
+        split, x, y = "train", arrays.x_train, arrays.y_train
+    if len(x) > HELD_OUT_IMAGES:
+        rows = spread(len(x), HELD_OUT_IMAGES)
+        x, y = x[rows], y[rows] if y is not None else None
+    return split, x, y
 
 
 class Kind:
@@ -113,14 +129,15 @@ class Kind:
     def sample(
         self,
         model: keras.Model,
-        arrays: Arrays | None,
+        drawn: Drawn | None,
         params: dict[str, Any],
         trained_with: dict[str, Any],
     ) -> dict[str, bytes]:
         """A sampling job's PNG files by artifact name, from the exported ``model``.
 
-        ``arrays`` is the dataset when ``spec.sampling_needs_dataset``; ``trained_with`` are the
-        training job's params (the denoiser's noise, say)."""
+        ``drawn`` are the held-out images chosen by ``params`` when
+        ``spec.sampling_needs_dataset``; ``trained_with`` are the training job's params (the
+        denoiser's noise, say)."""
         raise NotImplementedError
 
 
@@ -169,17 +186,22 @@ class Classifier(Kind):
         if y is None:
             return {"split": split}
         loss, accuracy = built.model.evaluate(x, y, batch_size=1024, verbose=0)
-        return {"split": split, f"{split}_loss": float(loss), f"{split}_accuracy": float(accuracy)}
+        return {
+            "split": split,
+            "evaluated_images": len(x),
+            f"{split}_loss": float(loss),
+            f"{split}_accuracy": float(accuracy),
+        }
 
     def sample(
         self,
         model: keras.Model,
-        arrays: Arrays | None,
+        drawn: Drawn | None,
         params: dict[str, Any],
         trained_with: dict[str, Any],
     ) -> dict[str, bytes]:
         """Held-out digits labelled with the model's predictions, wrong ones in red."""
-        images, labels = chosen_images(arrays, params)
+        images, labels = chosen_images(drawn)
         predicted = np.argmax(np.asarray(model(images, training=False)), axis=1)
         return {"samples/grid.png": labelled_grid_png(images, predicted, labels)}
 
@@ -209,7 +231,7 @@ class Autoencoder(Kind):
         train = _shuffled(pairs, len(x), params["shuffle"], params["seed"])
         validation = None
         if arrays.x_test is not None:
-            test = arrays.x_test
+            _, test, _ = held_out(arrays)
             slices = (self.inputs(test, params, params["seed"] + 1), test)
             validation = _batched(tf.data.Dataset.from_tensor_slices(slices), global_batch)
         return Plan(_batched(train, global_batch), validation, params["epochs"])
@@ -233,6 +255,7 @@ class Autoencoder(Kind):
         mse = float(np.mean((restored - x) ** 2))
         return {
             "split": split,
+            "evaluated_images": len(x),
             f"{split}_mse": mse,
             f"{split}_psnr_db": psnr_db(mse),
             f"{split}_ssim": ssim(restored, x),
@@ -241,12 +264,12 @@ class Autoencoder(Kind):
     def sample(
         self,
         model: keras.Model,
-        arrays: Arrays | None,
+        drawn: Drawn | None,
         params: dict[str, Any],
         trained_with: dict[str, Any],
     ) -> dict[str, bytes]:
         """The preview's rows for held-out digits, with the training job's params."""
-        images, _ = chosen_images(arrays, params)
+        images, _ = chosen_images(drawn)
         rows = self.preview_rows(model, images, {**trained_with, "seed": params["seed"]})
         return {"samples/grid.png": grid_png(rows)}
 
@@ -329,12 +352,12 @@ class Gan(Kind):
                 for i in range(0, params["quality_samples"], 1000)
             ]
         )
-        return {"split": split, **gan_quality(fake, x)}
+        return {"split": split, "evaluated_images": len(x), **gan_quality(fake, x)}
 
     def sample(
         self,
         model: keras.Model,
-        arrays: Arrays | None,
+        drawn: Drawn | None,
         params: dict[str, Any],
         trained_with: dict[str, Any],
     ) -> dict[str, bytes]:
@@ -347,17 +370,11 @@ class Gan(Kind):
         }
 
 
-def chosen_images(
-    arrays: Arrays | None, params: dict[str, Any]
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """``count`` held-out images (and their labels, if any) chosen with ``seed``."""
-    if arrays is None:
+def chosen_images(drawn: Drawn | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """The held-out images a sampling job drew (and their labels, if any)."""
+    if drawn is None:
         raise UserError("sampling this model needs its dataset")
-    _, pool, labels = held_out(arrays)
-    chosen = np.random.default_rng(params["seed"]).choice(
-        len(pool), size=min(params["count"], len(pool)), replace=False
-    )
-    return pool[chosen], labels[chosen] if labels is not None else None
+    return drawn.images, drawn.labels
 
 
 def interpolation_strip(

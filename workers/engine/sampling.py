@@ -10,7 +10,7 @@ from typing import Any
 import keras
 
 from shared.kinds import KIND_SPECS
-from workers.engine.data import Arrays
+from workers.engine.data import Arrays, Drawn, draw
 from workers.engine.kinds import KINDS, interpolation_strip
 from workers.engine.reporter import UserError
 
@@ -41,16 +41,20 @@ def needs_dataset(model_kind: str) -> bool:
 def sample_images(
     model_kind: str,
     model: keras.Model,
-    arrays: Arrays | None,
+    images: Drawn | Arrays | None,
     params: dict[str, Any],
     trained_with: dict[str, Any],
 ) -> dict[str, bytes]:
     """The PNG files a sampling job of ``model_kind`` produces, by artifact name.
 
-    ``trained_with`` are the training job's params (the denoiser's noise, say)."""
+    ``images`` are the held-out images ``params`` choose (``data.load_drawn`` reads only those),
+    or a dataset in memory to choose them from; ``trained_with`` are the training job's params
+    (the denoiser's noise, say)."""
     kind = KINDS.get(model_kind)
     if kind is None:
         raise UserError(f"sampling {model_kind!r} models is not supported")
-    if kind.spec.sampling_needs_dataset and arrays is None:
+    if kind.spec.sampling_needs_dataset and images is None:
         raise UserError("sampling this model needs its dataset")
-    return kind.sample(model, arrays, params, trained_with)
+    if isinstance(images, Arrays):
+        images = draw(images, params["count"], params["seed"])
+    return kind.sample(model, images, params, trained_with)
