@@ -13,7 +13,8 @@ from shared.db.models import ApiKey, utcnow
 from shared.db.session import read_connection, session_scope
 
 KEY_PREFIX = "gt_"
-OWNER = re.compile(r"^[a-z0-9][a-z0-9_.@-]{0,63}$")
+# Matched with fullmatch: re.match lets "$" match before a trailing newline ("alice\n").
+OWNER = re.compile(r"[a-z0-9][a-z0-9_.@-]{0,63}")
 
 
 def digest(key: str) -> str:
@@ -23,7 +24,7 @@ def digest(key: str) -> str:
 
 def create_key(database_url: str, owner: str, is_admin: bool = False) -> tuple[ApiKey, str]:
     """A new key for ``owner``: the row and the secret, which is not stored and not shown again."""
-    if not OWNER.match(owner):
+    if not OWNER.fullmatch(owner):
         raise ValueError("owner must be 1-64 of a-z, 0-9, '_', '.', '@', '-'")
     secret = KEY_PREFIX + secrets.token_urlsafe(32)
     row = ApiKey(owner=owner, prefix=secret[:10], digest=digest(secret), is_admin=is_admin)

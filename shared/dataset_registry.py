@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
-from shared.datasets import DatasetError, check_name, validate_npz
+from shared.datasets import DatasetError, UploadLimits, check_name, validate_npz
 from shared.db.models import Dataset, new_id
 from shared.db.session import session_scope
+from shared.settings import Settings
 from shared.storage import ObjectStore, dataset_key
 
 # Keras's MNIST file (keras.datasets.mnist.load_data downloads the same one).
@@ -21,6 +24,70 @@ MNIST_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1
 
 class DatasetExists(Exception):
     """A dataset by that name is already registered for that owner."""
+
+
+@dataclass(frozen=True)
+class OwnerQuota:
+    """How many datasets, and how many stored bytes of them, one owner may have."""
+
+    datasets: int
+    stored_bytes: int
+
+
+class QuotaExceeded(Exception):
+    """An upload would take its owner over a quota; the message names the limit."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def upload_limits(settings: Settings) -> UploadLimits:
+    """The limits on one uploaded archive, from settings."""
+    return UploadLimits(
+        unpacked_bytes=settings.max_dataset_bytes,
+        elements=settings.max_dataset_elements,
+        members=settings.max_dataset_members,
+    )
+
+
+def owner_quota(settings: Settings) -> OwnerQuota:
+    """The per-owner dataset quota, from settings."""
+    return OwnerQuota(settings.max_datasets_per_owner, settings.max_dataset_bytes_per_owner)
+
+
+def _check_quota(
+    session: Session, owner: str, quota: OwnerQuota, adding: int | None = None
+) -> None:
+    """Raise QuotaExceeded if ``owner``'s datasets (plus ``adding`` bytes in one more) are over
+    ``quota``."""
+    query = select(func.count(), func.coalesce(func.sum(Dataset.size_bytes), 0))
+    count, stored = session.execute(query.where(Dataset.owner == owner)).one()
+    if adding is not None:
+        count, stored = count + 1, stored + adding
+    if count > quota.datasets:
+        raise QuotaExceeded(
+            f"owner would have {count} datasets, more than the limit of {quota.datasets} "
+            "(GENTRAIN_MAX_DATASETS_PER_OWNER)"
+        )
+    if stored > quota.stored_bytes:
+        raise QuotaExceeded(
+            f"owner's datasets would take {stored:,} bytes, more than the limit of "
+            f"{quota.stored_bytes:,} (GENTRAIN_MAX_DATASET_BYTES_PER_OWNER)"
+        )
+
+
+def _record(session: Session, dataset: Dataset, quota: OwnerQuota | None) -> None:
+    """Insert the row; with a quota, check it in the same transaction, the row counted."""
+    if quota is not None and session.get_bind().dialect.name == "postgresql":
+        # Two uploads by one owner must not both pass the check: serialise them on the owner.
+        # (SQLite serialises writers already: the insert below takes the write lock first.)
+        lock = text("SELECT pg_advisory_xact_lock(hashtext(:key))")
+        session.execute(lock, {"key": f"gentrain.datasets.{dataset.owner}"})
+    session.add(dataset)
+    session.flush()
+    if quota is not None:
+        _check_quota(session, dataset.owner, quota)
 
 
 def dataset_exists(database_url: str, name: str, owner: str = "") -> bool:
@@ -35,17 +102,23 @@ def register_dataset(
     store: ObjectStore,
     name: str,
     data: bytes,
-    max_unpacked: int,
+    limits: UploadLimits | int,
     owner: str = "",
+    quota: OwnerQuota | None = None,
 ) -> Dataset:
     """Check ``data`` (an .npz, never unpickled), store it and record it; nothing is kept if any
-    step fails. Raises DatasetError or DatasetExists."""
+    step fails. ``limits`` bound the archive (an int: its unpacked bytes, other limits at their
+    defaults); ``quota``, when given, the owner's datasets. Raises DatasetError, DatasetExists
+    or QuotaExceeded."""
     check_name(name)
     if not data:
         raise DatasetError("file", "file is empty")
-    summary = validate_npz(data, max_unpacked)
+    summary = validate_npz(data, limits)
     if dataset_exists(database_url, name, owner):
         raise DatasetExists(name)
+    if quota is not None:
+        with session_scope(database_url) as session:
+            _check_quota(session, owner, quota, adding=len(data))
     dataset_id = new_id()
     stored = store.put_bytes(dataset_key(dataset_id), data, "application/octet-stream")
     dataset = Dataset(
@@ -59,10 +132,13 @@ def register_dataset(
     )
     try:
         with session_scope(database_url) as session:
-            session.add(dataset)
+            _record(session, dataset, quota)
     except IntegrityError:
         store.delete(stored.key)
         raise DatasetExists(name) from None
+    except QuotaExceeded:
+        store.delete(stored.key)
+        raise
     return dataset
 
 

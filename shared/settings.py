@@ -73,6 +73,17 @@ class Settings(BaseSettings):
     # Most rows a page of GET /v1/jobs/<id>/metrics (or /artifacts) may ask for.
     max_page_size: int = Field(default=1000, ge=10, le=100_000)
 
+    # Upload limits (issue 10)
+    # An uploaded .npz may hold at most max_dataset_members arrays (each of x_train, y_train,
+    # x_test, y_test once) and declare at most max_dataset_elements elements in all (the
+    # decompressed bytes are max_dataset_bytes above); both checked before anything is unpacked,
+    # so a small upload cannot make the API or a worker hold gigabytes (Keras's MNIST: 55 M).
+    max_dataset_members: int = Field(default=4, ge=1, le=4)
+    max_dataset_elements: int = Field(default=100_000_000, ge=1000)
+    # Per owner: datasets stored and their bytes (as uploaded); over either, an upload is a 409.
+    max_datasets_per_owner: int = Field(default=100, ge=1)
+    max_dataset_bytes_per_owner: int = Field(default=4 * 1024 * 1024 * 1024, ge=1024)
+
     @model_validator(mode="after")
     def _embedded_defaults(self) -> Settings:
         if not self.database_url:

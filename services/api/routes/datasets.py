@@ -9,7 +9,13 @@ from services.api import deps
 from services.api.auth import caller
 from services.api.errors import ApiError, not_found
 from services.api.views import dataset_view
-from shared.dataset_registry import DatasetExists, register_dataset
+from shared.dataset_registry import (
+    DatasetExists,
+    QuotaExceeded,
+    owner_quota,
+    register_dataset,
+    upload_limits,
+)
 from shared.datasets import DatasetError
 from shared.db.models import Dataset
 
@@ -31,14 +37,18 @@ def upload_dataset() -> tuple[Response, int]:
             deps.store(),
             name,
             upload.read(),
-            settings.max_dataset_bytes,
+            upload_limits(settings),
             owner=caller().owner,
+            quota=owner_quota(settings),
         )
     except DatasetError as error:
         status = 413 if error.code == "too_large" else 422
         raise ApiError(status, error.code, error.message, error.field) from None
     except DatasetExists:
         raise ApiError(409, "conflict", f"dataset {name!r} already exists", "name") from None
+    except QuotaExceeded as error:
+        # 409, not 413: the upload is fine, the owner's stored datasets are what is over.
+        raise ApiError(409, "quota_exceeded", error.message, "file") from None
     return jsonify(dataset_view(dataset)), 201
 
 

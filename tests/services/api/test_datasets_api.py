@@ -81,7 +81,7 @@ def npz(**arrays: np.ndarray) -> bytes:
 @pytest.mark.parametrize(
     ("data", "name", "status", "field"),
     [
-        (pickled_npz(), "evil", 422, "file"),
+        (pickled_npz(), "evil", 422, "x_train"),
         (zip_bomb(), "bomb", 413, "file"),
         (npz(x_train=np.zeros((3, 30, 30), np.uint8)), "shape", 422, "x_train"),
         (npz(x_train=np.zeros((3, 28, 28), np.int16)), "dtype", 422, "x_train"),
