@@ -73,6 +73,18 @@ class Settings(BaseSettings):
     # Most rows a page of GET /v1/jobs/<id>/metrics (or /artifacts) may ask for.
     max_page_size: int = Field(default=1000, ge=10, le=100_000)
 
+    # Serving and keys (issue 10)
+    # A connection must deliver its request line and headers within this many seconds of opening
+    # (or of its previous response); a connection that moves no byte for client_idle_timeout
+    # seconds (a stalled body, a client that stops reading) is closed. Each API process serves at
+    # most api_connections connections at once (gevent: a slow one costs a greenlet, not a worker).
+    header_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    client_idle_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
+    api_connections: int = Field(default=1000, ge=10, le=100_000)
+    # The base URL clients reach the API at (e.g. https://gentrain.example.com), for the links the
+    # API returns; empty: the request's own host on loopback without keys, else root-relative.
+    public_url: str = ""
+
     # Upload limits (issue 10)
     # An uploaded .npz may hold at most max_dataset_members arrays (each of x_train, y_train,
     # x_test, y_test once) and declare at most max_dataset_elements elements in all (the

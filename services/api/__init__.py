@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from services.api.auth import register_auth
+from services.api.auth import ApiRequest, register_auth
 from services.api.errors import register_error_handlers
 from services.api.json_provider import FiniteJSONProvider
 from services.api.routes import datasets, health, jobs
@@ -18,6 +18,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     """Build the API app; tests pass their own settings."""
     settings = settings or get_settings()
     app = Flask(__name__)
+    app.request_class = ApiRequest  # links from GENTRAIN_PUBLIC_URL, never a client's Host
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes
     app.json = FiniteJSONProvider(app)
     app.extensions["gentrain.settings"] = settings

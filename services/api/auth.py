@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+from urllib.parse import urlsplit
 
-from flask import Flask, g, request
+from flask import Flask, Request, current_app, g, request
 
 from services.api.errors import ApiError
 from shared.api_keys import digest, verify_key
 from shared.settings import Settings
 
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/v1/openapi.json"})
+# A request through a proxy comes from wherever the proxy's client is.
+FORWARDING_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Real-IP")
+# The names a browser on this machine uses for the API; any other Host is DNS rebinding.
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]"})
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 @dataclass(frozen=True)
@@ -83,6 +92,70 @@ def _verified(database_url: str, keys: VerifiedKeys, key: str) -> Caller | None:
     return verified
 
 
+def _is_loopback(address: Any) -> bool:
+    if not isinstance(address, str) or not address:
+        return False
+    try:
+        return ipaddress.ip_address(address.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return address == "localhost"
+
+
+def _arrived_on_loopback(environ: dict[str, Any]) -> bool:
+    """Whether this connection came from loopback to a loopback address, with no proxy hop.
+
+    gunicorn hands the connection's socket over: its local address is where the server really
+    listens for this client (``-b 0.0.0.0`` reached from elsewhere is not loopback), whatever
+    GENTRAIN_API_HOST says. A server without it (Flask's test client) is judged by the peer.
+    """
+    if not _is_loopback(environ.get("REMOTE_ADDR")):
+        return False
+    connection = environ.get("gunicorn.socket")
+    if connection is not None:
+        try:
+            if not _is_loopback(connection.getsockname()[0]):
+                return False
+        except (OSError, IndexError, TypeError):
+            return False
+    return not any(
+        f"HTTP_{name.upper().replace('-', '_')}" in environ for name in FORWARDING_HEADERS
+    )
+
+
+def _host_name(host: str) -> str:
+    """``host`` without its port: ``localhost:8000`` → ``localhost``, ``[::1]:80`` → ``[::1]``."""
+    if host.startswith("["):
+        return host[: host.find("]") + 1]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def _refuse_cross_site() -> None:
+    """Keyless mode: a browser page from another origin must not post to the API (CSRF)."""
+    if request.method not in UNSAFE_METHODS:
+        return
+    fetch_site = request.headers.get("Sec-Fetch-Site", "").lower()
+    if fetch_site and fetch_site not in ("same-origin", "none"):
+        raise ApiError(403, "cross_site_request", "cross-site requests are refused without keys")
+    origin = request.headers.get("Origin")
+    if origin is not None and (origin == "null" or urlsplit(origin).netloc.lower() != request.host):
+        raise ApiError(403, "cross_site_request", "cross-site requests are refused without keys")
+
+
+class ApiRequest(Request):
+    """A request whose ``host_url``, the base of every link the API returns, comes from
+    GENTRAIN_PUBLIC_URL, never from a ``Host`` header a client made up; without it, the
+    request's own host in keyless loopback mode (checked there), else root-relative links."""
+
+    @cached_property
+    def host_url(self) -> str:  # type: ignore[override]
+        settings: Settings = current_app.extensions["gentrain.settings"]
+        if settings.public_url:
+            return settings.public_url.rstrip("/") + "/"
+        if getattr(g, "keyless", False):
+            return super().host_url
+        return "/"
+
+
 def register_auth(app: Flask, settings: Settings) -> None:
     """Check the API key of every request but the probes (when keys are required)."""
     keys = VerifiedKeys(settings.api_key_cache_seconds)
@@ -92,8 +165,13 @@ def register_auth(app: Flask, settings: Settings) -> None:
         if "\x00" in request.path:
             # No id or name holds a NUL; PostgreSQL cannot even compare one.
             raise ApiError(404, "not_found", "no such resource")
-        if not settings.auth_required:
-            # Loopback only, no keys: a single local user who sees everything.
+        if not settings.auth_required and _arrived_on_loopback(request.environ):
+            # Loopback only, no keys: a single local user who sees everything, so only through
+            # a loopback name (DNS rebinding) and never from another site's page (CSRF).
+            if _host_name(request.host.lower()) not in LOOPBACK_HOSTS:
+                raise ApiError(403, "forbidden_host", "without keys only localhost may be used")
+            _refuse_cross_site()
+            g.keyless = True
             g.caller = Caller(owner="", is_admin=True)
             return
         if request.path in PUBLIC_PATHS:

@@ -59,28 +59,30 @@ def _apply_bind(host: str | None, port: int | None) -> None:
     type=click.IntRange(1, 64),
     default=1,
     show_default=True,
-    help="threads per process: 1 runs gunicorn's sync workers (the fastest for this API; put a "
-    "buffering proxy in front of them on the internet), more runs gthread workers, which "
-    "tolerate slow clients by themselves",
+    help="1 runs gevent workers: a greenlet per connection, so slow clients and long-lived "
+    "streams hold no process; a connection must send its headers within "
+    "GENTRAIN_HEADER_TIMEOUT_SECONDS and never stall for GENTRAIN_CLIENT_IDLE_TIMEOUT_SECONDS. "
+    "More runs gthread workers, for comparison only: one slow client holds one of their threads "
+    "for as long as it likes",
 )
 @click.option(
     "--keep-alive",
     type=click.IntRange(0, 300),
     default=0,
     show_default=True,
-    help="gthread workers only: seconds an idle client connection is kept open (0: one request "
-    "per connection, which spreads load evenly over the processes)",
+    help="seconds an idle client connection is kept open (0: one request per connection, "
+    "which spreads load evenly over the processes)",
 )
 def api(host: str | None, port: int | None, workers: int, threads: int, keep_alive: int) -> None:
-    """Run the HTTP API under gunicorn."""
+    """Run the HTTP API under gunicorn (gevent workers: slow clients hold no process)."""
     _apply_bind(host, port)
     settings = current_settings()
     _check_auth(settings)
     migrate_if_embedded(settings)
-    from services.cli.processes import api_command
+    from services.cli.processes import api_command, api_environment
 
     command = api_command(settings, workers, threads, keep_alive)
-    os.execv(command[0], command)
+    os.execve(command[0], command, api_environment(settings))
 
 
 @click.command()

@@ -14,26 +14,30 @@ from shared.queue import SAMPLE_QUEUE, TRAIN_QUEUE
 from shared.settings import Settings
 
 
-def api_command(settings: Settings, workers: int, threads: int, keep_alive: int = 0) -> list[str]:
-    """The gunicorn command line serving the API: sync workers for one thread, else gthread.
+def api_command(
+    settings: Settings, workers: int, threads: int = 1, keep_alive: int = 0
+) -> list[str]:
+    """The gunicorn command line serving the API: gevent workers, or gthread for ``threads`` > 1.
 
-    The API is CPU-bound Python, so sync workers (one request at a time per process, one per
-    core) serve status reads fastest and with the shortest tail, ahead of gthread, whose threads
-    queue for one interpreter lock (bench/api_load.py; figures in docs/benchmarks.md). Sync
-    workers cannot keep a connection alive, and a slow client holds a whole process, hence the
-    long timeout for big uploads; gthread tolerates slow clients. Its keep-alive is off by
-    default: a gthread worker keeps the connections it accepted, so a few busy clients can all
-    land on one process, which gets one core at most (status reads then dropped sharply in some
-    runs: docs/benchmarks.md).
+    gevent (``services.api.serving.ApiWorker``) gives each connection a greenlet, so a slow
+    client (or, later, a long-lived event stream) holds a few kilobytes, not a process or a
+    thread; the worker closes a connection whose request line and headers take longer than
+    ``header_timeout_seconds`` or that stalls for ``client_idle_timeout_seconds``, and serves at
+    most ``api_connections`` at once. Status reads run as fast as on sync workers
+    (docs/benchmarks.md). gthread is kept only for comparison: each of its threads can be held
+    by one slow client. Keep-alive is off by default: a process keeps the connections it
+    accepted, so a few busy clients could all land on one process, which gets one core at most.
     """
+    worker_class = "gthread" if threads > 1 else "services.api.serving.ApiWorker"
     return [
         sys.executable, "-m", "gunicorn",
         "--bind", f"{settings.api_host}:{settings.api_port}",
         "--workers", str(workers),
         "--threads", str(threads),
-        "--worker-class", "gthread" if threads > 1 else "sync",
+        "--worker-class", worker_class,
+        "--worker-connections", str(settings.api_connections),
         "--keep-alive", str(keep_alive),
-        # gunicorn's 30 s would kill a sync worker still receiving a big upload from a slow client.
+        # A worker whose event loop is blocked this long (a request burning CPU) is restarted.
         "--timeout", "120",
         "--access-logfile", "-",
         "--graceful-timeout", "10",
@@ -41,6 +45,15 @@ def api_command(settings: Settings, workers: int, threads: int, keep_alive: int 
         "--no-control-socket",
         "services.api.wsgi:app",
     ]  # fmt: skip
+
+
+def api_environment(settings: Settings) -> dict[str, str]:
+    """The environment of the API's processes: this one's, plus the serving deadlines (the
+    gunicorn worker reads them before it may import the settings module)."""
+    env = os.environ.copy()
+    env["GENTRAIN_HEADER_TIMEOUT_SECONDS"] = str(settings.header_timeout_seconds)
+    env["GENTRAIN_CLIENT_IDLE_TIMEOUT_SECONDS"] = str(settings.client_idle_timeout_seconds)
+    return env
 
 
 def worker_command(
@@ -88,7 +101,10 @@ def run_all(settings: Settings, api_workers: int = 2) -> int:
     """Run the API and a training and a sampling worker until Ctrl-C or SIGTERM; stop them all."""
     env = os.environ.copy()
     children = [
-        ("api", subprocess.Popen(api_command(settings, api_workers, 4), env=env)),
+        (
+            "api",
+            subprocess.Popen(api_command(settings, api_workers), env=api_environment(settings)),
+        ),
         (
             "worker-train",
             subprocess.Popen(worker_command(settings, [TRAIN_QUEUE], 1, "train"), env=env),
