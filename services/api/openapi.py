@@ -176,7 +176,9 @@ def job_properties() -> tuple[dict[str, Schema], dict[str, Schema]]:
         "latest_metrics": nullable(ref("Metric")),
         "results": {"type": "object"},
         "history": array(ref("JobEvent")),
-        "artifacts": array(ref("Artifact")),
+        "artifacts": {**array(ref("Artifact")), "description": "the newest, oldest first"},
+        "artifact_count": integer(description="all the job's artifacts; page with artifacts_url"),
+        "artifacts_url": string(description="GET it with limit and offset for every artifact"),
     }
     return summary, full
 
@@ -202,6 +204,7 @@ def schemas(settings: Settings) -> dict[str, Schema]:
             {
                 "id": string(),
                 "name": string(pattern=DATASET_NAME.pattern),
+                "owner": string(),
                 "size_bytes": integer(),
                 "sha256": string(pattern="^[0-9a-f]{64}$"),
                 "arrays": {
@@ -225,7 +228,15 @@ def schemas(settings: Settings) -> dict[str, Schema]:
                 "at": timestamp(),
             }
         ),
-        "MetricList": obj({"job_id": string(), "items": array(ref("Metric"))}),
+        "MetricList": obj(
+            {"job_id": string(), "items": array(ref("Metric")), "total": integer()}
+            | {"limit": integer(1), "offset": integer(), "after_step": integer()}
+            | {"next_after_step": nullable(integer(description="after_step of the next page"))}
+        ),
+        "ArtifactList": obj(
+            {"job_id": string(), "items": array(ref("Artifact")), "total": integer()}
+            | {"limit": integer(1), "offset": integer()}
+        ),
         "Artifact": obj(
             {
                 "name": string(examples=["samples/reconstructions.png", "model.keras"]),
@@ -274,9 +285,18 @@ def parameter(name: str, where: str, schema: Schema, description: str = "") -> S
     return result
 
 
-def parameters() -> dict[str, Schema]:
+def parameters(settings: Settings) -> dict[str, Schema]:
     """Reusable path, query and header parameters."""
+    most = settings.max_page_size
     return {
+        "PageLimit": parameter("limit", "query", integer(1, maximum=most, default=100)),
+        "MetricLimit": parameter("limit", "query", integer(1, maximum=most, default=most)),
+        "AfterStep": parameter(
+            "after_step", "query", integer(maximum=10**9, default=0), "rows of later steps only"
+        ),
+        "Owner": parameter(
+            "owner", "query", string(), "admins: the owner whose dataset to get (default: own)"
+        ),
         "JobId": parameter("job_id", "path", string(minLength=1)),
         "DatasetName": parameter("name", "path", string(minLength=1)),
         "ArtifactName": parameter(
@@ -401,16 +421,33 @@ def paths(settings: Settings) -> dict[str, Any]:
         operation("get /v1/openapi.json", route.openapi_json, document),
         operation("post /v1/datasets", datasets.upload_dataset, stored, "400 409 413 422", upload),
         operation("get /v1/datasets", datasets.list_datasets, found("DatasetList")),
-        operation(f"get {by_name}", datasets.get_dataset, found("Dataset"), "404 DatasetName"),
+        operation(
+            f"get {by_name}", datasets.get_dataset, found("Dataset"), "404 409 DatasetName Owner"
+        ),
         operation(
             "post /v1/jobs", jobs.submit_job, queued, "400 413 415 422 429 IdempotencyKey", submit
         ),
         operation("get /v1/jobs", jobs.list_jobs, found("JobList"), "422 Status Kind Limit Offset"),
         operation(f"get {job}", jobs.get_job, found("Job"), "404 JobId"),
-        operation(f"get {job}/metrics", jobs.get_metrics, found("MetricList"), "404 JobId"),
+        operation(
+            f"get {job}/metrics",
+            jobs.get_metrics,
+            found("MetricList"),
+            "404 422 JobId MetricLimit Offset AfterStep",
+        ),
+        operation(
+            f"get {job}/artifacts",
+            jobs.list_artifacts,
+            found("ArtifactList"),
+            "404 422 JobId PageLimit Offset",
+        ),
         operation(f"post {job}/cancel", jobs.cancel_job, found("Job", 202), "404 409 JobId"),
         operation(
-            f"post {job}/samples", jobs.sample_job, queued, "400 404 409 413 415 422 JobId", sample
+            f"post {job}/samples",
+            jobs.sample_job,
+            queued,
+            "400 404 409 413 415 422 429 JobId",
+            sample,
         ),
         operation(f"get {artifact}", jobs.get_artifact, files, "404 JobId ArtifactName Redirect"),
     ]
@@ -433,7 +470,8 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             "description": (
                 "Training job queue for small generative image models. Every error is "
                 '`{"error": {"code", "message", "field"}}`; request bodies are limited to '
-                f"{settings.max_upload_bytes} bytes."
+                f"{settings.max_upload_bytes} bytes (uploads) and {settings.max_json_bytes} "
+                f"bytes, nested at most {settings.max_json_depth} deep (JSON)."
             ),
         },
         "servers": [{"url": "/"}],
@@ -442,7 +480,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
         "paths": paths(settings),
         "components": {
             "schemas": schemas(settings),
-            "parameters": parameters(),
+            "parameters": parameters(settings),
             "responses": error_responses(),
             "securitySchemes": {
                 "bearerAuth": {

@@ -209,6 +209,8 @@ def test_documented_answers_conform(settings: Settings) -> None:
         ("GET /v1/jobs", "/v1/jobs?status=queued&kind=autoencoder&limit=2&offset=1", 200),
         ("GET /v1/jobs/{job_id}", f"/v1/jobs/{done}", 200),
         ("GET /v1/jobs/{job_id}/metrics", f"/v1/jobs/{done}/metrics", 200),
+        ("GET /v1/jobs/{job_id}/metrics", f"/v1/jobs/{done}/metrics?limit=1&after_step=0", 200),
+        ("GET /v1/jobs/{job_id}/artifacts", f"/v1/jobs/{done}/artifacts?limit=1&offset=1", 200),
         ("GET /v1/jobs/{job_id}/artifacts/{name}", f"/v1/jobs/{done}/artifacts/model.keras", 0),
         ("GET /v1/jobs/{job_id}/artifacts/{name}", f"/v1/jobs/{done}/artifacts/x?redirect=0", 404),
     ):
@@ -228,7 +230,8 @@ def test_documented_answers_conform(settings: Settings) -> None:
     bad = conforms(schema, "POST /v1/jobs", client.post("/v1/jobs", json=body))
     assert bad.status_code == 422 and bad.json["error"]["field"] == "params.steps_per_epoch"
     ok = {"kind": "classifier", "dataset": "mnist"}
-    for status in (202, 429):  # 4 seeded jobs (1 a sampling job) + 1 reach the limit of 5
+    # 3 seeded training jobs + 2 reach the limit of 5 (sampling jobs have a budget of their own)
+    for status in (202, 202, 429):
         response = conforms(schema, "POST /v1/jobs", client.post("/v1/jobs", json=ok))
         assert response.status_code == status, response.json
 
