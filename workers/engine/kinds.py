@@ -28,6 +28,8 @@ from workers.images import grid_png, labelled_grid_png, square_grid_png
 GRID_COLUMNS = 10
 # Images per block of denoiser noise (float64 while drawn): 4,096 × 784 × 8 B ≈ 25 MB.
 _NOISE_CHUNK = 4096 * 784
+# Images scored at a time at the end of training (outputs and SSIM's float64 stay small).
+_EVAL_BLOCK = 1000
 AUTOTUNE = tf.data.AUTOTUNE
 
 
@@ -247,18 +249,26 @@ class Autoencoder(Kind):
         return grid_png(self.preview_rows(built.model, x[:GRID_COLUMNS], params))
 
     def evaluate(self, built: Built, arrays: Arrays, params: dict[str, Any]) -> dict[str, Any]:
-        from workers.engine.quality import psnr_db, ssim
-
         split, x, _ = held_out(arrays)
         seen = self.inputs(x, params, params["seed"] + 1)
-        restored = np.asarray(built.model.predict(seen, batch_size=1024, verbose=0))
-        mse = float(np.mean((restored - x) ** 2))
+        return {"split": split, "evaluated_images": len(x), **self.scores(built, seen, x, split)}
+
+    def scores(self, built: Built, seen: np.ndarray, x: np.ndarray, split: str) -> dict[str, Any]:
+        """MSE, PSNR and SSIM of restoring ``x`` from ``seen``, a block of images at a time (the
+        same figures as at once, without a float64 copy of the whole split)."""
+        from workers.engine.quality import psnr_db, ssim_per_image
+
+        squared, ssims = 0.0, []
+        for start in range(0, len(x), _EVAL_BLOCK):
+            clean = x[start : start + _EVAL_BLOCK]
+            restored = np.asarray(built.model(seen[start : start + _EVAL_BLOCK], training=False))
+            squared += float(np.sum(np.square(restored - clean, dtype=np.float64)))
+            ssims.append(ssim_per_image(restored, clean))
+        mse = squared / x.size
         return {
-            "split": split,
-            "evaluated_images": len(x),
             f"{split}_mse": mse,
             f"{split}_psnr_db": psnr_db(mse),
-            f"{split}_ssim": ssim(restored, x),
+            f"{split}_ssim": float(np.concatenate(ssims).mean()),
         }
 
     def sample(
@@ -289,12 +299,12 @@ class Denoiser(Autoencoder):
         noisy = self.inputs(clean, params, params["seed"] + 2)
         return [noisy, np.asarray(model(noisy, training=False)), clean]
 
-    def evaluate(self, built: Built, arrays: Arrays, params: dict[str, Any]) -> dict[str, Any]:
+    def scores(self, built: Built, seen: np.ndarray, x: np.ndarray, split: str) -> dict[str, Any]:
+        """The autoencoder's scores, plus the noisy inputs' PSNR and the gain over it."""
         from workers.engine.quality import psnr_db
 
-        results = super().evaluate(built, arrays, params)
-        split, x, _ = held_out(arrays)
-        noisy_mse = float(np.mean((self.inputs(x, params, params["seed"] + 1) - x) ** 2))
+        results = super().scores(built, seen, x, split)
+        noisy_mse = float(np.sum(np.square(seen - x, dtype=np.float64))) / x.size
         results[f"{split}_noisy_psnr_db"] = psnr_db(noisy_mse)
         results[f"{split}_psnr_gain_db"] = results[f"{split}_psnr_db"] - psnr_db(noisy_mse)
         return results
