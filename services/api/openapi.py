@@ -289,7 +289,7 @@ def parameters(settings: Settings) -> dict[str, Schema]:
     """Reusable path, query and header parameters."""
     most = settings.max_page_size
     return {
-        "PageLimit": parameter("limit", "query", integer(1, maximum=most, default=100)),
+        "PageLimit": parameter("limit", "query", integer(1, maximum=most, default=min(100, most))),
         "MetricLimit": parameter("limit", "query", integer(1, maximum=most, default=most)),
         "AfterStep": parameter(
             "after_step", "query", integer(maximum=10**9, default=0), "rows of later steps only"

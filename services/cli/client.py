@@ -71,6 +71,45 @@ class ApiClient:
         job: dict[str, Any] = self._call("GET", f"/v1/jobs/{job_id}").json()
         return job
 
+    def dataset(self, name: str, owner: str | None = None) -> dict[str, Any]:
+        """One dataset by name (an admin may name another ``owner``'s)."""
+        params = {"owner": owner} if owner else {}
+        dataset: dict[str, Any] = self._call("GET", f"/v1/datasets/{name}", params=params).json()
+        return dataset
+
+    def artifacts(self, job_id: str, limit: int | None = None, offset: int = 0) -> dict[str, Any]:
+        """A page of a job's artifacts (the job view shows only the newest)."""
+        params = {"offset": offset} | ({"limit": limit} if limit else {})
+        page: dict[str, Any] = self._call(
+            "GET", f"/v1/jobs/{job_id}/artifacts", params=params
+        ).json()
+        return page
+
+    def all_artifacts(self, job_id: str) -> list[dict[str, Any]]:
+        """Every artifact of a job, page by page, in the order they were made."""
+        items: list[dict[str, Any]] = []
+        while True:
+            page = self.artifacts(job_id, offset=len(items))
+            items.extend(page["items"])
+            if not page["items"] or len(items) >= page["total"]:
+                return items
+
+    def metrics(self, job_id: str, limit: int | None = None, after_step: int = 0) -> dict[str, Any]:
+        """A page of a job's metrics, steps after ``after_step``."""
+        params = {"after_step": after_step} | ({"limit": limit} if limit else {})
+        page: dict[str, Any] = self._call("GET", f"/v1/jobs/{job_id}/metrics", params=params).json()
+        return page
+
+    def all_metrics(self, job_id: str, after_step: int = 0) -> list[dict[str, Any]]:
+        """Every metrics row of a job after ``after_step``, page by page, in step order."""
+        items: list[dict[str, Any]] = []
+        while True:
+            page = self.metrics(job_id, after_step=after_step)
+            items.extend(page["items"])
+            if page.get("next_after_step") is None:
+                return items
+            after_step = page["next_after_step"]
+
     def jobs(self, **filters: Any) -> dict[str, Any]:
         """A page of jobs."""
         params = {k: v for k, v in filters.items() if v is not None}

@@ -63,6 +63,15 @@ def datasets_list(api_url: str | None) -> None:
     _print(_call(lambda: _client(api_url).list_datasets()))
 
 
+@datasets.command("show")
+@click.argument("name")
+@click.option("--owner", default=None, help="admins: another owner's dataset of that name")
+@api_url_option
+def datasets_show(name: str, owner: str | None, api_url: str | None) -> None:
+    """Show one dataset."""
+    _print(_call(lambda: _client(api_url).dataset(name, owner)))
+
+
 @click.command()
 @click.argument("kind", type=click.Choice(list(KIND_SPECS)))
 @click.option("--dataset", required=True)
@@ -94,11 +103,41 @@ def sample(job_id: str, params: tuple[str, ...], api_url: str | None) -> None:
 
 @click.command()
 @click.argument("job_id", required=False)
+@click.option(
+    "--all-artifacts", is_flag=True, help="list every artifact, not only the newest (paged)"
+)
 @api_url_option
-def status(job_id: str | None, api_url: str | None) -> None:
-    """Show one job, or list recent jobs."""
+def status(job_id: str | None, all_artifacts: bool, api_url: str | None) -> None:
+    """Show one job (its newest artifacts, and how many there are), or list recent jobs."""
     client = _client(api_url)
-    _print(_call(lambda: client.job(job_id) if job_id else client.jobs()))
+    if not job_id:
+        _print(_call(client.jobs))
+        return
+    job = _call(lambda: client.job(job_id))
+    if all_artifacts:
+        job["artifacts"] = _call(lambda: client.all_artifacts(job_id))
+    _print(job)
+    shown, count = len(job["artifacts"]), job.get("artifact_count", len(job["artifacts"]))
+    if shown < count:
+        click.echo(
+            f"({shown} newest of {count} artifacts; --all-artifacts lists them all)", err=True
+        )
+
+
+@click.command()
+@click.argument("job_id")
+@click.option("--after-step", type=int, default=0, help="only steps after this one")
+@click.option("--limit", type=int, default=0, help="at most this many rows (0: all, paged)")
+@api_url_option
+def metrics(job_id: str, after_step: int, limit: int, api_url: str | None) -> None:
+    """Print a job's metrics, one line per epoch (or step block)."""
+    client = _client(api_url)
+    if limit:
+        rows = _call(lambda: client.metrics(job_id, limit, after_step))["items"]
+    else:
+        rows = _call(lambda: client.all_metrics(job_id, after_step))
+    for row in rows:
+        click.echo(f"{row['step']:>8} {_metric_text(row)}")
 
 
 @click.command()
@@ -132,7 +171,8 @@ def wait(job_id: str, timeout: float, api_url: str | None) -> None:
 
 def _metric_text(latest: dict[str, Any]) -> str:
     values = latest.get("values") or {}
-    return " ".join(f"{k}={v:.4g}" for k, v in values.items())
+    # A value that was not finite is null (issue 10).
+    return " ".join(f"{k}={v:.4g}" if v is not None else f"{k}=null" for k, v in values.items())
 
 
 @click.command()
@@ -145,7 +185,7 @@ def download(job_id: str, name: str | None, output: Path | None, api_url: str | 
     client = _client(api_url)
     if name is None:
         images = [
-            a for a in _call(lambda: client.job(job_id))["artifacts"] if a["name"].endswith(".png")
+            a for a in _call(lambda: client.all_artifacts(job_id)) if a["name"].endswith(".png")
         ]
         if not images:
             raise click.ClickException(f"job {job_id} has no sample grid yet")
@@ -165,4 +205,13 @@ def cancel(job_id: str, api_url: str | None) -> None:
     click.echo(f"{job_id} {job['status']}")
 
 
-COMMANDS: tuple[click.Command, ...] = (datasets, submit, sample, status, wait, download, cancel)
+COMMANDS: tuple[click.Command, ...] = (
+    datasets,
+    submit,
+    sample,
+    status,
+    metrics,
+    wait,
+    download,
+    cancel,
+)

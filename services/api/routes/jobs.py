@@ -297,7 +297,7 @@ def get_metrics(job_id: str) -> Response:
 def list_artifacts(job_id: str) -> Response:
     """A page of a job's artifacts in the order they were made, with download links."""
     limits = deps.settings()
-    limit = deps.query_int("limit", 100, 1, limits.max_page_size)
+    limit = deps.query_int("limit", min(100, limits.max_page_size), 1, limits.max_page_size)
     offset = deps.query_int("offset", 0, 0, 10**9)
     with deps.db_read() as connection:
         _check_visible(connection, job_id)
