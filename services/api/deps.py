@@ -103,13 +103,15 @@ def json_body(optional: bool = False) -> dict[str, Any]:
         raise ApiError(
             415, "unsupported_media_type", "send a JSON body with Content-Type: application/json"
         )
+    too_deep = f"request body nests deeper than {limits.max_json_depth} levels"
     try:
         body = json.loads(data)
-    except (ValueError, RecursionError):
+    except ValueError:
         raise ApiError(400, "malformed_json", "request body is not valid JSON") from None
+    except RecursionError:  # deeper than Python's recursion limit (about 1,000 levels)
+        raise ApiError(400, "malformed_json", too_deep) from None
     if _depth(body, limits.max_json_depth) > limits.max_json_depth:
-        message = f"request body nests deeper than {limits.max_json_depth} levels"
-        raise ApiError(400, "malformed_json", message)
+        raise ApiError(400, "malformed_json", too_deep)
     if not isinstance(body, dict):
         raise ApiError(400, "malformed_json", "request body must be a JSON object")
     return body

@@ -89,6 +89,7 @@ def test_deeply_nested_json_is_a_400_not_a_500(client: FlaskClient, depth: int) 
     response = client.post("/v1/jobs", data=raw, content_type="application/json")
     assert response.status_code == 400, response.json
     assert response.json["error"]["code"] == "malformed_json"
+    assert "deeper than 32 levels" in response.json["error"]["message"]
 
 
 def test_a_chunked_sampling_body_is_read(
