@@ -23,7 +23,7 @@ from workers.engine.reporter import UserError
 # the split (the seed's MNIST test split is exactly 10,000: it is used whole).
 HELD_OUT_IMAGES = 10_000
 # Bytes decompressed at a time while streaming a member.
-_CHUNK_BYTES = 8 << 20
+_CHUNK_BYTES = 4 << 20
 _PIXELS = 784
 
 
