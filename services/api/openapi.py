@@ -37,7 +37,11 @@ ERRORS: dict[int, tuple[str, str]] = {
     400: ("BadRequest", "Malformed request: invalid JSON, or a missing multipart field."),
     401: ("Unauthorized", "No API key, or an unknown or revoked one."),
     404: ("NotFound", "No such job, dataset or artifact (another owner's rows are 404 too)."),
-    409: ("Conflict", "Conflicts with the current state (a finished job, an existing name)."),
+    409: (
+        "Conflict",
+        "Conflicts with the current state (a finished job, an existing name, an owner's "
+        "dataset quota).",
+    ),
     413: ("TooLarge", "The request body or the unpacked upload is over the limit."),
     415: ("UnsupportedMediaType", "The body is not sent as application/json."),
     422: ("Invalid", "A field, parameter or header is invalid; `field` names it."),
