@@ -7,8 +7,10 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+import redis
 import requests
 
 from shared.api_keys import create_key
@@ -129,6 +131,26 @@ def test_slow_clients_do_not_stop_the_api(api: FullStack) -> None:
     # came back); the trickled bodies were kept, moving a byte a second.
     line, header, _body = slow.reopened
     assert line >= SLOW_CONNECTIONS // 3 and header >= SLOW_CONNECTIONS // 3, slow.reopened
+
+
+def test_uploads_and_submissions_work_under_gevent(api: FullStack, mnist_path: Path) -> None:
+    """psycopg, boto3 (S3) and kombu (Redis) all run inside the gevent worker's greenlets."""
+    _, key = create_key(api.settings.database_url, "bob")
+    headers = {"Authorization": f"Bearer {key}"}
+    with mnist_path.open("rb") as handle:
+        upload = requests.post(
+            f"{api.url}/v1/datasets",
+            files={"file": ("mnist.npz", handle)},
+            data={"name": "mnist"},
+            headers=headers,
+            timeout=60,
+        )
+    assert upload.status_code == 201, upload.text
+    body = {"kind": "autoencoder", "dataset": "mnist", "params": {"epochs": 1}}
+    submitted = requests.post(f"{api.url}/v1/jobs", json=body, headers=headers, timeout=10)
+    assert submitted.status_code == 202, submitted.text
+    assert submitted.json()["status"] == "queued"
+    assert redis.Redis.from_url(api.settings.broker_url).llen("train") >= 1
 
 
 def test_a_request_gunicorn_cannot_parse_is_answered_in_json(api: FullStack) -> None:
