@@ -19,6 +19,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or get_settings()
     app = Flask(__name__)
     app.request_class = ApiRequest  # links from GENTRAIN_PUBLIC_URL, never a client's Host
+    # Werkzeug answers "//" in a path with a redirect in HTML; a 404 in JSON like any unknown path.
+    app.url_map.merge_slashes = False
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes
     app.json = FiniteJSONProvider(app)
     app.extensions["gentrain.settings"] = settings

@@ -178,6 +178,7 @@ def test_links_come_from_the_public_url_not_the_host_header(local: Settings) -> 
 def test_werkzeug_errors_are_json(local: Settings) -> None:
     client = client_for(local)
     assert_error(client.get("/no/such/path"), 404, "not_found")
+    assert_error(client.get("/v1//jobs"), 404, "not_found")  # was a 308 with an HTML body
     assert_error(client.delete("/healthz"), 405, "method_not_allowed")
     big = client.post(
         "/v1/datasets",
