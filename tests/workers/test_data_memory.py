@@ -79,6 +79,14 @@ def test_the_held_out_split_is_bounded_and_evenly_spread(tmp_path: Path) -> None
     assert data.HELD_OUT_IMAGES == 10_000  # the seed's MNIST test split, whole
 
 
+def test_a_train_split_scored_as_held_out_is_bounded_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(data, "HELD_OUT_IMAGES", 4)
+    x = np.arange(10 * 784, dtype=np.float32).reshape(10, 784)
+    split, kept, labels = data.held_out(Arrays(x, np.arange(10), None, None))
+    assert split == "train" and labels is not None and list(labels) == [0, 2, 5, 7]
+    assert np.array_equal(kept, x[[0, 2, 5, 7]])
+
+
 def test_a_broken_member_is_the_users_error(tmp_path: Path) -> None:
     path = tmp_path / "short.npz"
     np.savez(path, x_train=np.zeros((10, 784), np.uint8))

@@ -156,6 +156,19 @@ def spread(total: int, at_most: int) -> np.ndarray:
     return np.arange(at_most, dtype=np.int64) * total // at_most
 
 
+def held_out(arrays: Arrays) -> tuple[str, np.ndarray, np.ndarray | None]:
+    """The split quality is measured on: test if the dataset has one, else train; at most
+    ``HELD_OUT_IMAGES`` of it, evenly spread (``load_arrays`` already bounds the test split)."""
+    if arrays.x_test is not None:
+        split, x, y = "test", arrays.x_test, arrays.y_test
+    else:
+        split, x, y = "train", arrays.x_train, arrays.y_train
+    if len(x) > HELD_OUT_IMAGES:
+        rows = spread(len(x), HELD_OUT_IMAGES)
+        x, y = x[rows], y[rows] if y is not None else None
+    return split, x, y
+
+
 @contextmanager
 def _archive(path: Path) -> Iterator[zipfile.ZipFile]:
     try:

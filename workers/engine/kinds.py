@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from shared.kinds import KIND_SPECS, KindSpec
-from workers.engine.data import HELD_OUT_IMAGES, Arrays, Drawn, spread
+from workers.engine.data import Arrays, Drawn, held_out
 from workers.engine.distribution import jit_compile_setting
 from workers.engine.gan import GAN
 from workers.engine.models import (
@@ -76,19 +76,6 @@ def noisy_images(x: np.ndarray, factor: float, clip: bool, seed: int) -> np.ndar
         part *= factor
         part += x[start : start + rows]
     return np.clip(noisy, 0.0, 1.0, out=noisy) if clip else noisy
-
-
-def held_out(arrays: Arrays) -> tuple[str, np.ndarray, np.ndarray | None]:
-    """The split quality is measured on: test if the dataset has one, else train; at most
-    ``HELD_OUT_IMAGES`` of it, evenly spread (``load_arrays`` already bounds the test split)."""
-    if arrays.x_test is not None:
-        split, x, y = "test", arrays.x_test, arrays.y_test
-    else:
-        split, x, y = "train", arrays.x_train, arrays.y_train
-    if len(x) > HELD_OUT_IMAGES:
-        rows = spread(len(x), HELD_OUT_IMAGES)
-        x, y = x[rows], y[rows] if y is not None else None
-    return split, x, y
 
 
 class Kind:
