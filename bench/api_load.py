@@ -324,6 +324,8 @@ def full_stack(redis_db: int, keep: bool) -> Iterator[Stack]:
             # The per-owner submission limit (60 a minute by default) would turn a throughput
             # test into a test of the limiter: raise it to its ceiling.
             "GENTRAIN_SUBMIT_RATE_PER_MINUTE": "100000",
+            # Likewise the cap on one owner's queued and running jobs (phase 2 queues thousands).
+            "GENTRAIN_MAX_ACTIVE_JOBS_PER_OWNER": "1000000",
             # Keep the benchmark's own processes quiet and single-threaded where it matters.
             "TF_CPP_MIN_LOG_LEVEL": "2",
             "PYTHONUNBUFFERED": "1",
