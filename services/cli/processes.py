@@ -23,10 +23,11 @@ def api_command(
     client (or, later, a long-lived event stream) holds a few kilobytes, not a process or a
     thread; the worker closes a connection whose request line and headers take longer than
     ``header_timeout_seconds`` or that stalls for ``client_idle_timeout_seconds``, and serves at
-    most ``api_connections`` at once. Status reads run as fast as on sync workers
-    (docs/benchmarks.md). gthread is kept only for comparison: each of its threads can be held
-    by one slow client. Keep-alive is off by default: a process keeps the connections it
-    accepted, so a few busy clients could all land on one process, which gets one core at most.
+    most ``api_connections`` at once. That costs some speed: a little fewer status reads
+    than sync workers give (figures in docs/benchmarks.md). gthread is kept only for
+    comparison: each of its threads can be held by one slow client. Keep-alive is off by
+    default: a process keeps the connections it accepted, so a few busy clients could all land
+    on one process, which gets one core at most.
     """
     worker_class = "gthread" if threads > 1 else "services.api.serving.ApiWorker"
     return [
