@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import tracemalloc
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -97,8 +98,15 @@ def test_a_broken_member_is_the_users_error(tmp_path: Path) -> None:
     lying = raw.replace(b"(10, 784)", b"(99, 784)")
     bad = tmp_path / "lying.npz"
     bad.write_bytes(lying)
-    with pytest.raises(UserError):
+    with pytest.raises(UserError, match="more than its member holds"):
         load_arrays(bad)
+    huge = tmp_path / "huge.npz"
+    with zipfile.ZipFile(huge, "w") as archive, archive.open("x_train.npy", "w") as member:
+        header = {"descr": "|u1", "fortran_order": False, "shape": (10**10, 784)}
+        np.lib.format.write_array_header_1_0(member, header)
+        member.write(bytes(784))
+    with pytest.raises(UserError, match="more than its member holds"):
+        load_arrays(huge)
     wrong = tmp_path / "wrong.npz"
     np.savez(wrong, x_train=np.zeros((10, 10), np.uint8))
     with pytest.raises(UserError, match="28×28"):

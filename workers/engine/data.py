@@ -66,7 +66,11 @@ def _member(archive: zipfile.ZipFile, name: str) -> Iterator[tuple[IO[bytes], _H
     member = _member_name(archive, name)
     if member is None:
         raise UserError(f"the dataset has no {name}")
-    with archive.open(member) as stream:
+    try:
+        opened = archive.open(member)
+    except (zipfile.BadZipFile, OSError, ValueError) as error:
+        raise UserError(f"{name} cannot be read: {error}") from None
+    with opened as stream:
         try:
             version = np.lib.format.read_magic(stream)
             if version == (1, 0):
@@ -81,6 +85,9 @@ def _member(archive: zipfile.ZipFile, name: str) -> Iterator[tuple[IO[bytes], _H
             raise UserError(f"{name} holds objects; datasets are never unpickled")
         if not shape:
             raise UserError(f"{name} must be an array of rows, not a scalar")
+        # Before anything is sized from the header: it may claim (10**10, 784) in a tiny member.
+        if prod(shape) * dtype.itemsize > archive.getinfo(member).file_size:
+            raise UserError(f"{name} declares shape {shape}, more than its member holds")
         yield stream, _Header(tuple(shape), bool(fortran), dtype)
 
 
