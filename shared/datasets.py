@@ -8,6 +8,7 @@ data is decompressed; the data is then streamed in chunks, counted and checked a
 from __future__ import annotations
 
 import io
+import lzma
 import math
 import re
 import struct
@@ -127,8 +128,15 @@ def _open_archive(data: bytes, limits: UploadLimits) -> zipfile.ZipFile:
         raise DatasetError("file", f"archive lists more than {limits.members} members")
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as error:
-        raise DatasetError("file", "file is not an .npz (zip) archive") from error
+    except (
+        zipfile.BadZipFile,
+        ValueError,
+        OSError,
+        EOFError,
+        NotImplementedError,
+        struct.error,
+    ) as error:
+        raise DatasetError("file", f"file is not an .npz (zip) archive: {error}") from None
     members = archive.infolist()
     if len(members) > limits.members:
         raise DatasetError("file", f"archive has {len(members)} members; at most {limits.members}")
@@ -182,7 +190,9 @@ def _read_header(stream: IO[bytes], member: zipfile.ZipInfo, name: str) -> _Head
     npy_format.read_magic(source)
     try:
         shape, _fortran_order, dtype = reader(source, max_header_size=MAX_HEADER_BYTES)
-    except (ValueError, TypeError, OverflowError, RecursionError, MemoryError) as error:
+    except Exception as error:
+        # numpy parses the header text (literal_eval, and tokenize for old headers): whatever it
+        # raises on these bounded bytes, the header is what is wrong.
         raise DatasetError(name, f"{name} has an unreadable NPY header: {error}") from None
     if any(size < 0 for size in shape):
         raise DatasetError(name, f"{name} declares a negative dimension {shape}")
@@ -254,10 +264,13 @@ def _reading(archive: zipfile.ZipFile, member: zipfile.ZipInfo, name: str) -> It
     except (
         zipfile.BadZipFile,
         zlib.error,
+        lzma.LZMAError,
         EOFError,
-        OSError,
-        RuntimeError,
-        NotImplementedError,
+        OSError,  # bz2's "Invalid data stream"
+        ValueError,  # a negative offset, a name that is not UTF-8
+        RuntimeError,  # encrypted
+        NotImplementedError,  # compression method
+        struct.error,
     ) as error:
         raise DatasetError(name, f"{name} cannot be read from the archive: {error}") from None
 

@@ -1,13 +1,16 @@
 """Hostile uploads (issue 10): each archive is refused from its zip directory or NPY header,
 before its data is unpacked, with a 4xx-shaped DatasetError naming the member."""
 
+import io
+import random
 import tracemalloc
+import zipfile
 
 import numpy as np
 import pytest
 
 from shared.api_keys import create_key
-from shared.datasets import DatasetError, UploadLimits, check_name, validate_npz
+from shared.datasets import ARRAY_NAMES, DatasetError, UploadLimits, check_name, validate_npz
 from shared.settings import Settings
 from tests.shared.npz_builders import archive, corrupt, npy, npy_header, zeros_archive
 
@@ -163,3 +166,47 @@ def test_owner_names_with_a_trailing_newline_are_refused(tmp_path) -> None:  # t
         create_key(settings.database_url, "alice\n")
     row, _ = create_key(settings.database_url, "alice")
     assert row.owner == "alice"
+
+
+def mutations(data: bytes, count: int, seed: int) -> list[bytes]:
+    """``count`` copies of ``data``, each with a few bytes changed, inserted or cut."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(count):
+        mutated = bytearray(data)
+        for _ in range(rng.randint(1, 8)):
+            at, op = rng.randrange(len(mutated)), rng.random()
+            if op < 0.6:
+                mutated[at] = rng.randrange(256)
+            elif op < 0.8:
+                mutated[at : at + rng.randint(1, 4)] = rng.randbytes(rng.randint(1, 4))
+            else:
+                del mutated[at : at + rng.randint(1, 20)]
+        out.append(bytes(mutated))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("method", "seed"),
+    [
+        (zipfile.ZIP_DEFLATED, 1),
+        (zipfile.ZIP_DEFLATED, 2),
+        (zipfile.ZIP_STORED, 3),
+        (zipfile.ZIP_LZMA, 4),
+    ],
+)
+def test_mangled_archives_are_accepted_or_refused_never_crash(method: int, seed: int) -> None:
+    # Fuzzing found a negative seek, an unknown zip version, a name that is not UTF-8,
+    # tokenize's error on an old-style header and LZMA's errors escaping as 500s; each is now
+    # a DatasetError.
+    floats = np.random.default_rng(0).random((5, 784), dtype=np.float32)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=method) as zipped:
+        zipped.writestr("x_train.npy", npy(floats))
+        zipped.writestr("y_train.npy", npy(np.arange(5)))
+    assert validate_npz(buffer.getvalue(), UploadLimits()).train_count == 5
+    for data in mutations(buffer.getvalue(), 1500, seed):
+        try:
+            validate_npz(data, UploadLimits())
+        except DatasetError as error:
+            assert error.field in ("file", *ARRAY_NAMES) and error.message
