@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from shared.kinds import KIND_SPECS, KindSpec
+from shared.kinds import KIND_SPECS, QUALITY_MIN_SAMPLES, KindSpec
 from workers.engine.data import Arrays, Drawn, held_out
 from workers.engine.distribution import jit_compile_setting
 from workers.engine.gan import GAN
@@ -318,6 +318,12 @@ class Gan(Kind):
         x = arrays.x_train.reshape(-1, 28, 28, 1)
         if len(x) < global_batch:
             raise UserError(f"the GAN needs at least {global_batch} training images (one batch)")
+        if params["quality_samples"] and len(held_out(arrays)[1]) < QUALITY_MIN_SAMPLES:
+            # Found before training, not after it: scoring needs two held-out images at least.
+            raise UserError(
+                f"quality needs at least {QUALITY_MIN_SAMPLES} held-out images; the dataset has "
+                "fewer (set quality_samples to 0 to train without scoring)"
+            )
         real = tf.data.Dataset.from_tensor_slices(x).shuffle(len(x), seed=params["seed"]).repeat()
         # BatchNorm wants full batches; every replica gets an equal share.
         spe = params["steps_per_epoch"]
