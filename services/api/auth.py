@@ -137,7 +137,9 @@ def _refuse_cross_site() -> None:
     if fetch_site and fetch_site not in ("same-origin", "none"):
         raise ApiError(403, "cross_site_request", "cross-site requests are refused without keys")
     origin = request.headers.get("Origin")
-    if origin is not None and (origin == "null" or urlsplit(origin).netloc.lower() != request.host):
+    if origin is not None and (
+        origin == "null" or urlsplit(origin).netloc.lower() != request.host.lower()
+    ):
         raise ApiError(403, "cross_site_request", "cross-site requests are refused without keys")
 
 
