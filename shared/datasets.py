@@ -17,7 +17,7 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, TypeGuard
 
 import numpy as np
 from numpy.lib import format as npy_format
@@ -79,7 +79,7 @@ class _Header:
         return math.prod(self.shape)
 
 
-def is_dataset_name(name: Any) -> bool:
+def is_dataset_name(name: Any) -> TypeGuard[str]:
     """Whether ``name`` is a valid dataset name (the whole string; no trailing newline)."""
     return isinstance(name, str) and DATASET_NAME.fullmatch(name) is not None
 

@@ -30,7 +30,7 @@ class ObjectNotFound(StorageError):
 def check_key(key: str) -> str:
     """Return ``key`` if it is a safe relative object key, else raise ValueError."""
     segments = key.split("/")
-    if not key or len(key) > 255 or not all(_KEY_SEGMENT.match(s) for s in segments):
+    if not key or len(key) > 255 or not all(_KEY_SEGMENT.fullmatch(s) for s in segments):
         raise ValueError(f"invalid object key {key!r}")
     return key
 

@@ -79,7 +79,13 @@ def db_upgrade() -> None:
 )
 def datasets_fetch_mnist(file: Path | None) -> None:
     """Register Keras's MNIST (sha256 checked) as dataset 'mnist' in storage, for every worker."""
-    from shared.dataset_registry import MNIST_NAME, DatasetExists, fetch_mnist, register_dataset
+    from shared.dataset_registry import (
+        MNIST_NAME,
+        DatasetExists,
+        fetch_mnist,
+        register_dataset,
+        upload_limits,
+    )
     from shared.datasets import DatasetError
     from shared.storage import open_store
 
@@ -92,7 +98,7 @@ def datasets_fetch_mnist(file: Path | None) -> None:
             open_store(settings),
             MNIST_NAME,
             data,
-            settings.max_dataset_bytes,
+            upload_limits(settings),
         )
     except DatasetError as error:
         raise click.ClickException(error.message) from None

@@ -19,7 +19,7 @@ from services.api.errors import ApiError, not_found
 from services.api.job_reads import JobRecord
 from services.api.views import artifact_view, job_summary, job_view, metric_view
 from shared.dataset_registry import MNIST_NAME
-from shared.datasets import DATASET_NAME
+from shared.datasets import is_dataset_name
 from shared.db.models import Dataset, Job, utcnow
 from shared.job_specs import SpecError, validate_sample_params, validate_training_spec
 from shared.job_state import IllegalTransition, JobStatus
@@ -207,7 +207,7 @@ def submit_job() -> tuple[Response, int]:
     except SpecError as error:
         raise ApiError(422, "invalid_spec", error.message, error.field) from None
     dataset_name = body.get("dataset")
-    if not isinstance(dataset_name, str) or not DATASET_NAME.match(dataset_name):
+    if not is_dataset_name(dataset_name):
         raise ApiError(422, "invalid_spec", "dataset must name an uploaded dataset", "dataset")
     owner, key = caller().owner, _idempotency_key()
     seen = (body["kind"], dataset_name, params)
