@@ -1,8 +1,8 @@
 """gunicorn's gevent worker with deadlines for slow clients and JSON for its own errors.
 
 Loaded by the gunicorn master as ``services.api.serving.ApiWorker`` (``gentrain api``), so this
-module imports nothing of the app: psycopg must be imported only after gevent has patched the
-standard library, or it picks a C wait function that blocks every greenlet of the process.
+module imports nothing of the app: psycopg chooses how it waits for PostgreSQL when it is first
+imported, which must be in the worker, after gevent's patch and the choice in ``init_process``.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from importlib.util import find_spec
 from typing import Any
 
 import gevent
@@ -55,12 +56,19 @@ class ApiWorker(GeventWorker):  # type: ignore[misc]
         self.idle_timeout = _seconds(_IDLE_TIMEOUT_ENV, 30.0)
         # gunicorn answers a request it cannot parse itself, in HTML; ours is JSON like the app's.
         util.write_error = write_json_error
+        if find_spec("psycopg_binary") or find_spec("psycopg_c"):
+            # psycopg's C wait: a query blocks this process while PostgreSQL answers (as on sync
+            # workers; slow clients still hold only their greenlet). Its cooperative wait under
+            # gevent cost 0.2-0.3 ms of CPU a status read, a quarter of the reads
+            # (docs/benchmarks.md); PSYCOPG_WAIT_FUNC=wait_poll chooses it all the same.
+            os.environ.setdefault("PSYCOPG_WAIT_FUNC", "wait_c")
         super().init_process()
 
     def load_wsgi(self) -> None:
         super().load_wsgi()
         waiting = sys.modules.get("psycopg.waiting")
-        if waiting is not None and waiting.wait is getattr(waiting, "wait_c", None):
+        chosen = "PSYCOPG_WAIT_FUNC" in os.environ  # an operator's explicit choice
+        if waiting is not None and not chosen and waiting.wait is getattr(waiting, "wait_c", None):
             # Imported before the patch: every query would block the whole process.
             raise RuntimeError("psycopg was imported before gevent patched the standard library")
 
