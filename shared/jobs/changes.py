@@ -85,7 +85,24 @@ def set_status(session: Session, job: Job, target: JobStatus, message: str | Non
     )
 
 
+def write_lock(session: Session) -> None:
+    """On SQLite, take the database's write lock now, before reading what will be changed.
+
+    PostgreSQL locks rows (``FOR UPDATE``); SQLite ignores that, and its driver begins a
+    transaction only at the first write, so two writers could each read a job as running and
+    then overwrite each other (a cancel and a finish, say). ``BEGIN IMMEDIATE`` makes the
+    second wait for the first and then read what it wrote."""
+    connection = session.connection()
+    if connection.dialect.name != "sqlite":
+        return
+    dbapi = connection.connection.dbapi_connection
+    if dbapi is not None and not dbapi.in_transaction:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def locked(session: Session, job_id: str) -> Job | None:
+    """The job, locked for the rest of the transaction (None if there is none)."""
+    write_lock(session)
     return session.get(Job, job_id, populate_existing=True, with_for_update=True)
 
 

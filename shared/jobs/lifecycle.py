@@ -13,7 +13,14 @@ from sqlalchemy.orm import Session
 
 from shared.db.models import Job, utcnow
 from shared.job_state import IllegalTransition, JobStatus
-from shared.jobs.changes import HELD_STATUSES, ChangeType, append_change, locked, set_status
+from shared.jobs.changes import (
+    HELD_STATUSES,
+    ChangeType,
+    append_change,
+    locked,
+    set_status,
+    write_lock,
+)
 
 
 @dataclass(frozen=True)
@@ -133,6 +140,7 @@ class Reaped(enum.StrEnum):
 def stale_jobs(session: Session, stale_before: Any) -> Sequence[Job]:
     """Running or cancelling jobs with no heartbeat since ``stale_before``, locked (others'
     locked rows are skipped: their worker is writing, so it is alive)."""
+    write_lock(session)
     return session.scalars(
         select(Job)
         .where(Job.status.in_(HELD_STATUSES), Job.heartbeat_at < stale_before)

@@ -1,6 +1,8 @@
 """The lifecycle module on SQLite and PostgreSQL: claims, transitions, the lease rule and the
 change log."""
 
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -200,3 +202,39 @@ def test_every_change_of_a_finished_job_is_in_the_change_log_in_order(url: str) 
     }
     assert rows[-1].payload == {"attempt": 1, "results": {"test_mse": 0.02}}
     assert [row.id for row in rows] == sorted(row.id for row in rows)
+
+
+def test_a_cancel_and_a_finish_racing_do_not_overwrite_each_other(url: str) -> None:
+    # The cancel reads the job as running and holds it a moment before writing; the worker's
+    # finish, arriving meanwhile, must wait and then see the cancel (SQLite too).
+    job_id, lease = claimed(url)
+    cancel_holds = threading.Event()
+    outcome: dict[str, object] = {}
+
+    def cancel() -> None:
+        with session_scope(url) as session:
+            job = session.get(Job, job_id)  # warm the identity map, as a route would
+            assert job is not None
+            outcome["cancel"] = request_cancel_slowly(session, job_id, cancel_holds)
+
+    def request_cancel_slowly(session, job_id, holds):  # type: ignore[no-untyped-def]
+        from shared.jobs.changes import locked
+
+        assert locked(session, job_id) is not None
+        holds.set()
+        time.sleep(0.5)
+        return request_cancel(session, job_id)
+
+    thread = threading.Thread(target=cancel)
+    thread.start()
+    assert cancel_holds.wait(10)
+    with session_scope(url) as session:
+        outcome["finish"] = finish(session, job_id, lease, JobStatus.SUCCEEDED, None, {"x": 1})
+    thread.join(10)
+    assert outcome == {"cancel": JobStatus.CANCELLING, "finish": JobStatus.CANCELLED}
+    assert [s for t, s in log_of(url, job_id) if t == "status"] == [
+        "queued",
+        "running",
+        "cancelling",
+        "cancelled",
+    ]
