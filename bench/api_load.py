@@ -10,7 +10,7 @@ server, the API under gunicorn as a real ``gentrain api`` process, a real ``gent
 and measures:
 
 1. status polling: ``GET /v1/jobs/<id>`` throughput and latency p50/p99, for several gunicorn
-   configurations side by side (sync workers vs gthread);
+   configurations side by side (the default worker class vs gthread);
 2. submission: ``POST /v1/jobs`` throughput and latency p50/p99 (no worker running: jobs queue);
 3. submission-to-running delay with an idle, warm worker, from each job's status history.
 
@@ -585,7 +585,9 @@ class ApiConfig:
 
     @property
     def label(self) -> str:
-        worker_class = "gthread" if self.threads > 1 else "sync"
+        # One thread is `gentrain api`'s default worker class of that revision: sync workers
+        # before issue 10, gevent since.
+        worker_class = "gthread" if self.threads > 1 else "default"
         keys = " + API key" if self.auth else ""
         keys += " + keep-alive" if self.keep_alive else ""
         at = f" @ {self.revision}" if self.revision else ""
@@ -958,8 +960,9 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=textwrap.dedent(
             """\
-            --configs takes WORKERSxTHREADS items; 1 thread means gunicorn's sync worker class,
-            more means gthread (as `gentrain api` chooses). A "+auth" suffix requires API keys
+            --configs takes WORKERSxTHREADS items; 1 thread means `gentrain api`'s default worker
+            class (sync before issue 10, gevent since), more means gthread. A "+auth" suffix
+            requires API keys
             (GENTRAIN_AUTH=required, as whenever the API binds beyond loopback) and sends an
             admin key with every request. "+keepalive" keeps client connections open between
             requests (gunicorn's 2 s; `gentrain api` closes them by default). An "@REV" suffix
