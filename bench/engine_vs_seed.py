@@ -173,6 +173,8 @@ class TimingReporter:
     """An in-memory reporter (as tests' MemoryReporter) that keeps each epoch's seconds, the
     wall-clock time of each ``epoch_done`` call and other processes' CPU share in between."""
 
+    attempt = 1
+
     def __init__(self) -> None:
         self.seconds: list[float] = []
         self.ends: list[float] = []

@@ -33,7 +33,7 @@ class JobProgress(keras.callbacks.Callback):
     a cheap check whether the job must stop (cancel, drain, runtime limit).
 
     ``step_scale`` > 1 means an "epoch" is a block of that many steps (the GAN): metrics are then
-    keyed by global step.
+    keyed by global step. ``recorded`` hears of each epoch once its metrics are recorded.
     """
 
     def __init__(
@@ -43,8 +43,10 @@ class JobProgress(keras.callbacks.Callback):
         step_scale: int,
         model: keras.Model,
         optimizers: Sequence[keras.optimizers.Optimizer],
+        recorded: Callable[[EpochRecord], None] | None = None,
     ) -> None:
         super().__init__()
+        self.recorded = recorded
         self.reporter = reporter
         self.epochs = epochs
         self.step_scale = step_scale
@@ -84,6 +86,8 @@ class JobProgress(keras.callbacks.Callback):
             save_checkpoint(path, self.target, self.optimizers, done, record)
             self.reporter.save_file(CHECKPOINT_ARTIFACT, path, "application/octet-stream")
         self.reporter.epoch_done(record.step, values, seconds, record.progress, eta)
+        if self.recorded is not None:
+            self.recorded(record)
         if done < self.epochs and self.reporter.should_stop():
             self.stopped = True
             self.model.stop_training = True

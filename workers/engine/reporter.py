@@ -9,6 +9,9 @@ from typing import Protocol
 class Reporter(Protocol):
     """Receives progress from the engine and says whether to stop."""
 
+    # Which run of the job this is (1 for the first; a resumed job's next run counts up).
+    attempt: int
+
     def started(self, param_count: int, replicas: int, global_batch_size: int) -> None:
         """The model is built and training is about to begin."""
         ...

@@ -15,6 +15,7 @@ from workers.engine.data import Arrays
 from workers.engine.distribution import dtype_policy, make_strategy
 from workers.engine.kinds import KINDS
 from workers.engine.reporter import Reporter, UserError
+from workers.engine.tensorboard_log import TensorBoardLog
 
 MODEL_ARTIFACT = "model.keras"
 PNG = "image/png"
@@ -44,7 +45,7 @@ def train(
         built = kind.build(params)
     plan = kind.plan(arrays, params, global_batch)
 
-    initial_epoch = 0
+    initial_epoch, last = 0, None
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "checkpoint.npz"
         if reporter.load_file(CHECKPOINT_ARTIFACT, path):
@@ -54,30 +55,41 @@ def train(
     reporter.started(built.model.count_params(), replicas, global_batch)
 
     unit = "step" if plan.step_scale > 1 else "epoch"
+    with TensorBoardLog(reporter, reporter.attempt) as board:
+        if last is not None:
+            # The attempt before may have died before uploading it: at worst a point repeated.
+            board.record(last)
 
-    def save_preview(epoch: int) -> None:
-        name = f"samples/{unit}-{epoch * plan.step_scale:06d}.png"
-        reporter.save_bytes(name, kind.preview(built, arrays, params), PNG)
+        def save_preview(epoch: int) -> None:
+            step = epoch * plan.step_scale
+            png = kind.preview(built, arrays, params)
+            reporter.save_bytes(f"samples/{unit}-{step:06d}.png", png, PNG)
+            board.image(step, png)
 
-    progress = JobProgress(reporter, plan.epochs, plan.step_scale, built.model, built.optimizers)
-    callbacks: list[keras.callbacks.Callback] = [progress]
-    # sample_every counts epochs, or steps for step-counted kinds (rounded to whole blocks).
-    sample_every = params.get("sample_every", 0) // plan.step_scale
-    if sample_every:
-        callbacks.append(EverySoManyEpochs(sample_every, save_preview))
-    if initial_epoch < plan.epochs:
-        built.model.fit(
-            plan.train,
-            validation_data=plan.validation,
-            epochs=plan.epochs,
-            initial_epoch=initial_epoch,
-            steps_per_epoch=plan.steps_per_epoch,
-            callbacks=callbacks,
-            shuffle=False,  # the pipeline shuffles
-            verbose=0,
+        progress = JobProgress(
+            reporter, plan.epochs, plan.step_scale, built.model, built.optimizers, board.record
         )
+        callbacks: list[keras.callbacks.Callback] = [progress]
+        # sample_every counts epochs, or steps for step-counted kinds (rounded to whole blocks).
+        sample_every = params.get("sample_every", 0) // plan.step_scale
+        if sample_every:
+            callbacks.append(EverySoManyEpochs(sample_every, save_preview))
+        callbacks.append(board)  # last: uploads what the others wrote at each epoch's end
+        if initial_epoch < plan.epochs:
+            built.model.fit(
+                plan.train,
+                validation_data=plan.validation,
+                epochs=plan.epochs,
+                initial_epoch=initial_epoch,
+                steps_per_epoch=plan.steps_per_epoch,
+                callbacks=callbacks,
+                shuffle=False,  # the pipeline shuffles
+                verbose=0,
+            )
 
-    reporter.save_bytes(kind.final_grid, kind.preview(built, arrays, params), PNG)
+        final = kind.preview(built, arrays, params)
+        reporter.save_bytes(kind.final_grid, final, PNG)
+        board.image(board.last_step, final)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / MODEL_ARTIFACT
         built.export.save(path)
