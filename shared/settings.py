@@ -96,6 +96,11 @@ class Settings(BaseSettings):
     max_datasets_per_owner: int = Field(default=100, ge=1)
     max_dataset_bytes_per_owner: int = Field(default=4 * 1024 * 1024 * 1024, ge=1024)
 
+    # Job logs (issue 11): a job's stored log (every attempt, in characters) stops at this cap
+    # with one truncation notice; the worker stores what a job prints in chunks this often.
+    max_log_bytes_per_job: int = Field(default=1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
+    log_flush_seconds: float = Field(default=1.0, gt=0, le=60)
+
     @model_validator(mode="after")
     def _embedded_defaults(self) -> Settings:
         if not self.database_url:

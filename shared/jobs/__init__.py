@@ -17,6 +17,8 @@ Nothing else writes a job (``tests/test_lifecycle_ownership.py`` checks the sour
 
 from shared.jobs.changes import ChangeType, JobGone
 from shared.jobs.leased import (
+    LOG_TRUNCATED,
+    LogWrite,
     Standing,
     check_held,
     finish,
@@ -24,6 +26,7 @@ from shared.jobs.leased import (
     heartbeat,
     record_artifact,
     record_epoch,
+    record_log,
     record_start,
     standing,
 )
@@ -42,8 +45,10 @@ from shared.jobs.lifecycle import (
 )
 
 __all__ = [
+    "LOG_TRUNCATED",
     "ChangeType",
     "JobGone",
+    "LogWrite",
     "NewJob",
     "Reaped",
     "Standing",
@@ -58,6 +63,7 @@ __all__ = [
     "reap",
     "record_artifact",
     "record_epoch",
+    "record_log",
     "record_start",
     "request_cancel",
     "request_drain",

@@ -9,10 +9,11 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from shared.db.models import Artifact, Job, Metric, utcnow
+from shared.db.models import Artifact, Job, JobEvent, Metric, utcnow
 from shared.finite_numbers import finite_json, finite_record
 from shared.job_state import JobStatus
 from shared.jobs.changes import HELD_STATUSES, ChangeType, append_change, held, locked, set_status
+from shared.settings import get_settings
 from shared.storage import StoredObject
 
 
@@ -180,3 +181,54 @@ def hand_back(
         job.attempts = max(0, job.attempts - 1)
     set_status(session, job, JobStatus.QUEUED, message)
     return True
+
+
+LOG_TRUNCATED = (
+    "[gentrain] this job's log reached its cap of {cap} characters; the rest is dropped\n"
+)
+
+
+@dataclass(frozen=True)
+class LogWrite:
+    """Where a chunk of a job's log went, and whether the log can take more."""
+
+    attempt: int
+    offset: int  # characters of the attempt's log before the chunk
+    job_offset: int  # characters of the whole job's log before the chunk
+    text: str  # what was stored: the chunk, cut short at the cap, or "" when dropped
+    truncated: bool  # the log is at its cap: later chunks are dropped
+
+
+def record_log(
+    session: Session, job_id: str, lease: str, text: str, max_chars: int | None = None
+) -> LogWrite:
+    """Append a chunk of the holder's attempt's log as one ``log`` change (JobGone unless the
+    job runs under ``lease``). Offsets follow the job's latest chunk; a chunk crossing the cap of
+    ``max_chars`` (default: the setting) is cut there and followed by one truncation notice,
+    and chunks after it are dropped (the notice's payload carries ``"truncated": true``)."""
+    job = held(session, job_id, lease)
+    cap = get_settings().max_log_bytes_per_job if max_chars is None else max_chars
+    latest = session.scalar(
+        select(JobEvent.payload)
+        .where(JobEvent.job_id == job_id, JobEvent.type == ChangeType.LOG.value)
+        .order_by(JobEvent.id.desc())
+        .limit(1)
+    )
+    attempt, offset, job_offset = job.attempts, 0, 0
+    if latest is not None:
+        length = len(latest["text"])
+        job_offset = latest["job_offset"] + length
+        if latest["attempt"] == attempt:
+            offset = latest["offset"] + length
+        if latest.get("truncated"):
+            return LogWrite(attempt, offset, job_offset, "", truncated=True)
+    truncated = job_offset + len(text) > cap
+    if truncated:
+        text = text[: max(0, cap - job_offset)]
+        newline = "\n" if text and not text.endswith("\n") else ""  # the notice is a line
+        text += newline + LOG_TRUNCATED.format(cap=cap)
+    if text:
+        payload = {"attempt": attempt, "offset": offset, "job_offset": job_offset, "text": text}
+        payload |= {"truncated": True} if truncated else {}
+        append_change(session, job_id, ChangeType.LOG, payload=payload)
+    return LogWrite(attempt, offset, job_offset, text, truncated)
