@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import click
 
-from services.cli import admin_commands, client_commands, kind_commands, process_commands
+from services.cli import (
+    admin_commands,
+    client_commands,
+    kind_commands,
+    process_commands,
+    tensorboard_command,
+)
 
 
 @click.group()
@@ -17,6 +23,7 @@ for _command in (
     *admin_commands.COMMANDS,
     *client_commands.COMMANDS,
     *kind_commands.COMMANDS,
+    tensorboard_command.tensorboard,
 ):
     cli.add_command(_command)
 # ``datasets`` mixes an HTTP client's upload/list with the operator's direct fetch-mnist.
