@@ -34,6 +34,8 @@ REFERENCE = {
 class Quiet:
     """A reporter that keeps the per-epoch seconds and nothing else."""
 
+    attempt = 1
+
     def __init__(self) -> None:
         self.seconds: list[float] = []
 
