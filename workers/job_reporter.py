@@ -22,12 +22,13 @@ from shared.jobs import (
     heartbeat,
     record_artifact,
     record_epoch,
+    record_log,
     record_start,
     standing,
 )
 from shared.settings import Settings
 from shared.storage import ObjectStore, StoredObject, job_key
-from workers.engine.reporter import LeaseLost
+from workers.engine.reporter import JOB_LOG, LeaseLost
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +105,28 @@ class JobReporter:
     def started(self, param_count: int, replicas: int, global_batch_size: int) -> None:
         with self._held() as session:
             record_start(session, self.job_id, self.lease, param_count, replicas, global_batch_size)
+        JOB_LOG.info(
+            "model built: %d parameters; %d replica%s, global batch %d",
+            param_count,
+            replicas,
+            "" if replicas == 1 else "s",
+            global_batch_size,
+        )
+
+    def store_log(self, text: str) -> bool:
+        """Store a chunk of the job's log; False once the log takes no more: the job is no
+        longer ours (ended, moved on; the heartbeat or the next write stops the run) or its
+        log reached its cap."""
+        if self.stop_reason is StopReason.LOST:
+            return False
+        try:
+            with session_scope(self.settings.database_url) as session:
+                written = record_log(
+                    session, self.job_id, self.lease, text, self.settings.max_log_bytes_per_job
+                )
+        except JobGone:
+            return False
+        return not written.truncated
 
     def _record_epoch(
         self,

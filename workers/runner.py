@@ -15,9 +15,11 @@ from shared.db.models import Artifact, Dataset, Job
 from shared.db.session import session_scope
 from shared.job_state import IllegalTransition, JobStatus
 from shared.jobs import claim, finish, hand_back
+from shared.redaction import Redactor
 from shared.settings import Settings
 from shared.storage import ObjectStore, open_store
 from workers.engine.reporter import LeaseLost, UserError
+from workers.job_logs import JobLog, header_lines
 from workers.job_reporter import Heartbeat, JobReporter, StopReason
 
 log = logging.getLogger(__name__)
@@ -31,6 +33,13 @@ class RunResult(enum.StrEnum):
     REQUEUED = "requeued"  # handed back to the queue: send it again
 
 
+def _end_log(job_log: JobLog | None, line: str) -> None:
+    """The last line of the run's log, stored with the rest before the job's status changes."""
+    if job_log is not None:
+        job_log.line(line)
+        job_log.flush()
+
+
 def _finish(
     settings: Settings,
     job_id: str,
@@ -38,8 +47,10 @@ def _finish(
     target: JobStatus,
     message: str | None,
     results: dict[str, Any] | None = None,
+    job_log: JobLog | None = None,
 ) -> None:
     """Record the end of a job we still hold (a job that ended or moved on is left alone)."""
+    _end_log(job_log, f"[gentrain] {target.value}" + (f": {message}" if message else ""))
     with session_scope(settings.database_url) as session:
         try:
             ended = finish(session, job_id, lease, target, message, results)
@@ -50,8 +61,16 @@ def _finish(
         log.warning("job %s is no longer this worker's; not recording %s", job_id, target.value)
 
 
-def _hand_back(settings: Settings, job_id: str, lease: str, message: str, counts: bool) -> bool:
+def _hand_back(
+    settings: Settings,
+    job_id: str,
+    lease: str,
+    message: str,
+    counts: bool,
+    job_log: JobLog | None = None,
+) -> bool:
     """Put a job we hold back in the queue; False if it is no longer ours or no longer running."""
+    _end_log(job_log, f"[gentrain] back to the queue: {message}")
     with session_scope(settings.database_url) as session:
         return hand_back(session, job_id, lease, message, counts_as_attempt=counts)
 
@@ -62,8 +81,19 @@ def _dataset_file(store: ObjectStore, dataset: Dataset, folder: Path) -> Path:
     return path
 
 
-def _handle_failure(settings: Settings, reporter: JobReporter, error: Exception) -> RunResult:
+def _job_log(settings: Settings, reporter: JobReporter) -> JobLog:
+    """The capture of one run's output, stored as the job's log through ``reporter``."""
+    redact = Redactor.for_settings(settings)
+    return JobLog(
+        reporter.store_log, redact, settings.log_flush_seconds, settings.max_log_bytes_per_job
+    )
+
+
+def _handle_failure(
+    settings: Settings, reporter: JobReporter, error: Exception, job_log: JobLog | None = None
+) -> RunResult:
     """A user's mistake fails the job at once; anything else is retried up to max_attempts.
+    The error and its traceback go to the worker's log and the job's (stored before its end).
 
     An error of a run whose job ended or moved on meanwhile (a worker frozen long enough for the
     database to end its transaction fails on waking) is no failure of the job: the run stops."""
@@ -73,16 +103,18 @@ def _handle_failure(settings: Settings, reporter: JobReporter, error: Exception)
         log.warning("job %s ended or moved to another worker; this run stops", job_id)
         return RunResult.FINISHED
     if isinstance(error, UserError):
-        _finish(settings, job_id, lease, JobStatus.FAILED, str(error))
+        log.warning("job %s failed: %s", job_id, error, exc_info=error)
+        _finish(settings, job_id, lease, JobStatus.FAILED, str(error), job_log=job_log)
         return RunResult.FINISHED
     reason = f"infrastructure error: {type(error).__name__}: {error}"
-    log.exception("job %s failed (attempt %d)", job_id, attempts)
+    log.error("job %s failed (attempt %d)", job_id, attempts, exc_info=error)
     if attempts < settings.max_attempts:
         message = f"{reason}; retrying (attempt {attempts} of {settings.max_attempts})"
-        if _hand_back(settings, job_id, lease, message, counts=True):
+        if _hand_back(settings, job_id, lease, message, counts=True, job_log=job_log):
             return RunResult.REQUEUED
         return RunResult.FINISHED
-    _finish(settings, job_id, lease, JobStatus.FAILED, f"{reason} (after {attempts} attempts)")
+    message = f"{reason} (after {attempts} attempts)"
+    _finish(settings, job_id, lease, JobStatus.FAILED, message, job_log=job_log)
     return RunResult.FINISHED
 
 
@@ -100,39 +132,46 @@ def run_training_job(settings: Settings, job_id: str, worker: str = "") -> RunRe
     store = open_store(settings)
     reporter = JobReporter(settings, store, job_id, lease, attempts, max_runtime)
     started = time.perf_counter()
-    with Heartbeat(reporter):
-        try:
-            # TensorFlow is imported here, in the process that trains, never at module import.
-            from workers.engine.data import load_arrays
-            from workers.engine.training import train
+    with _job_log(settings, reporter) as job_log:
+        with Heartbeat(reporter):
+            try:
+                # TensorFlow is imported here, in the process that trains, never at module import.
+                from workers.engine.data import load_arrays
+                from workers.engine.distribution import runtime_summary
+                from workers.engine.training import train
 
-            if dataset is None:
-                raise UserError("the job's dataset no longer exists")
-            with tempfile.TemporaryDirectory() as tmp:
-                folder = Path(tmp)
-                arrays = load_arrays(
-                    _dataset_file(store, dataset, folder), params.get("max_train_images", 0)
-                )
-            outcome = train(kind, arrays, params, reporter)
-        except Exception as error:
-            return _handle_failure(settings, reporter, error)
-    seconds = round(time.perf_counter() - started, 3)
-    if not outcome.stopped:
-        results = {**outcome.results, "train_seconds": seconds}
-        _finish(settings, job_id, lease, JobStatus.SUCCEEDED, None, results)
-        return RunResult.FINISHED
-    reason = reporter.stop_reason
-    if reason is StopReason.DRAIN:
-        message = "the worker is shutting down; handed back after its last checkpoint"
-        if _hand_back(settings, job_id, lease, message, counts=False):
-            return RunResult.REQUEUED
-    elif reason is StopReason.TIMEOUT:
-        message = f"exceeded max_runtime_seconds ({max_runtime} s); the last checkpoint is kept"
-        _finish(settings, job_id, lease, JobStatus.FAILED, message)
-    elif reason is StopReason.CANCELLED:
-        _finish(settings, job_id, lease, JobStatus.CANCELLED, "cancelled while running")
-    else:
-        log.warning("job %s ended or moved to another worker; this run stops", job_id)
+                for line in header_lines(
+                    settings, worker, job_id, kind, attempts, runtime_summary()
+                ):
+                    job_log.line(line)
+                if dataset is None:
+                    raise UserError("the job's dataset no longer exists")
+                with tempfile.TemporaryDirectory() as tmp:
+                    folder = Path(tmp)
+                    arrays = load_arrays(
+                        _dataset_file(store, dataset, folder), params.get("max_train_images", 0)
+                    )
+                outcome = train(kind, arrays, params, reporter)
+            except Exception as error:
+                return _handle_failure(settings, reporter, error, job_log)
+        seconds = round(time.perf_counter() - started, 3)
+        if not outcome.stopped:
+            results = {**outcome.results, "train_seconds": seconds}
+            _finish(settings, job_id, lease, JobStatus.SUCCEEDED, None, results, job_log)
+            return RunResult.FINISHED
+        reason = reporter.stop_reason
+        if reason is StopReason.DRAIN:
+            message = "the worker is shutting down; handed back after its last checkpoint"
+            if _hand_back(settings, job_id, lease, message, counts=False, job_log=job_log):
+                return RunResult.REQUEUED
+        elif reason is StopReason.TIMEOUT:
+            message = f"exceeded max_runtime_seconds ({max_runtime} s); the last checkpoint is kept"
+            _finish(settings, job_id, lease, JobStatus.FAILED, message, job_log=job_log)
+        elif reason is StopReason.CANCELLED:
+            message = "cancelled while running"
+            _finish(settings, job_id, lease, JobStatus.CANCELLED, message, job_log=job_log)
+        else:
+            log.warning("job %s ended or moved to another worker; this run stops", job_id)
     return RunResult.FINISHED
 
 
@@ -156,33 +195,40 @@ def run_sampling_job(settings: Settings, job_id: str, worker: str = "") -> RunRe
     reporter = JobReporter(settings, store, job_id, lease, attempts)
     # Beats like a training job: a sampling job that outlasts the heartbeat timeout (a large
     # count, a slow model load) is alive, not a dead worker's job to re-queue.
-    with Heartbeat(reporter):
-        try:
-            from workers.engine.data import load_drawn
-            from workers.engine.sampling import load_model, needs_dataset, sample_images
+    with _job_log(settings, reporter) as job_log:
+        with Heartbeat(reporter):
+            try:
+                from workers.engine.data import load_drawn
+                from workers.engine.distribution import runtime_summary
+                from workers.engine.sampling import load_model, needs_dataset, sample_images
 
-            if model_artifact is None:
-                raise UserError("the parent job has no trained model")
-            with tempfile.TemporaryDirectory() as tmp:
-                folder = Path(tmp)
-                key = model_artifact.storage_key
+                sampling = f"sampling ({kind})"
+                for line in header_lines(
+                    settings, worker, job_id, sampling, attempts, runtime_summary()
+                ):
+                    job_log.line(line)
+                if model_artifact is None:
+                    raise UserError("the parent job has no trained model")
+                with tempfile.TemporaryDirectory() as tmp:
+                    folder = Path(tmp)
+                    key = model_artifact.storage_key
 
-                def fetch_model() -> Path:
-                    path = folder / "model.keras"
-                    store.download(key, path)
-                    return path
+                    def fetch_model() -> Path:
+                        path = folder / "model.keras"
+                        store.download(key, path)
+                        return path
 
-                model = load_model(f"{parent_id}:{model_artifact.sha256}", fetch_model)
-                drawn = None
-                if needs_dataset(kind):
-                    if dataset is None:
-                        raise UserError("the parent job's dataset no longer exists")
-                    # Only the `count` held-out images drawn, never the whole dataset.
-                    path = _dataset_file(store, dataset, folder)
-                    drawn = load_drawn(path, params["count"], params["seed"])
-            for name, png in sample_images(kind, model, drawn, params, trained_with).items():
-                reporter.save_bytes(name, png, "image/png")
-        except Exception as error:
-            return _handle_failure(settings, reporter, error)
-    _finish(settings, job_id, lease, JobStatus.SUCCEEDED, None, {})
+                    model = load_model(f"{parent_id}:{model_artifact.sha256}", fetch_model)
+                    drawn = None
+                    if needs_dataset(kind):
+                        if dataset is None:
+                            raise UserError("the parent job's dataset no longer exists")
+                        # Only the `count` held-out images drawn, never the whole dataset.
+                        path = _dataset_file(store, dataset, folder)
+                        drawn = load_drawn(path, params["count"], params["seed"])
+                for name, png in sample_images(kind, model, drawn, params, trained_with).items():
+                    reporter.save_bytes(name, png, "image/png")
+            except Exception as error:
+                return _handle_failure(settings, reporter, error, job_log)
+        _finish(settings, job_id, lease, JobStatus.SUCCEEDED, None, {}, job_log)
     return RunResult.FINISHED

@@ -12,7 +12,7 @@ from typing import Any
 import keras
 
 from workers.engine.checkpoints import CHECKPOINT_ARTIFACT, EpochRecord, save_checkpoint
-from workers.engine.reporter import Reporter, UserError
+from workers.engine.reporter import JOB_LOG, Reporter, UserError
 
 STOP_CHECK_SECONDS = 1.0
 
@@ -26,6 +26,22 @@ def check_losses(logs: dict[str, Any] | None, where: str) -> None:
                 f"{name} became {float(value)} {where}: training diverged; try a lower "
                 "learning_rate (or check the dataset's values)"
             )
+
+
+def _number(value: float) -> str:
+    # As Keras's progress lines show values: 4 decimals, or 4 significant digits when tiny.
+    return f"{value:.4f}" if value == 0 or abs(value) >= 1e-3 else f"{value:.4e}"
+
+
+def epoch_line(
+    done: int, epochs: int, step_scale: int, seconds: float, values: dict[str, float]
+) -> str:
+    """One line per epoch (or block of steps) as Keras's ``verbose=2`` prints it:
+    ``epoch 3/5 - 2.1s - loss: 0.1234 - val_loss: 0.1301`` (``step 300/2000 - ...``)."""
+    unit = "step" if step_scale > 1 else "epoch"
+    parts = [f"{unit} {done * step_scale}/{epochs * step_scale}", f"{seconds:.1f}s"]
+    parts += [f"{name}: {_number(value)}" for name, value in values.items()]
+    return " - ".join(parts)
 
 
 class JobProgress(keras.callbacks.Callback):
@@ -86,6 +102,7 @@ class JobProgress(keras.callbacks.Callback):
             save_checkpoint(path, self.target, self.optimizers, done, record)
             self.reporter.save_file(CHECKPOINT_ARTIFACT, path, "application/octet-stream")
         self.reporter.epoch_done(record.step, values, seconds, record.progress, eta)
+        JOB_LOG.info("%s", epoch_line(done, self.epochs, self.step_scale, seconds, values))
         if self.recorded is not None:
             self.recorded(record)
         if done < self.epochs and self.reporter.should_stop():

@@ -19,6 +19,12 @@ def training_devices() -> list[str]:
     return [device.name for device in devices]
 
 
+def runtime_summary() -> str:
+    """TensorFlow's and Keras's versions and the devices this process sees (for a job's log)."""
+    devices = ", ".join(d.name.removeprefix("/device:") for d in tf.config.list_logical_devices())
+    return f"TensorFlow {tf.__version__}, Keras {keras.__version__}; devices: {devices or 'none'}"
+
+
 @lru_cache(maxsize=2)
 def make_strategy(force_mirrored: bool = False) -> tf.distribute.Strategy:
     """MirroredStrategy over the training devices when there are several; one per process.

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Protocol
+
+# The job's own log: its lines (one per epoch, like Keras's verbose=2) go to the job's stored log
+# as they are, and to the worker's log. INFO whatever the root logger's level.
+JOB_LOG = logging.getLogger("gentrain.job")
+JOB_LOG.setLevel(logging.INFO)
 
 
 class Reporter(Protocol):

@@ -14,7 +14,7 @@ from workers.engine.checkpoints import CHECKPOINT_ARTIFACT, restore_checkpoint
 from workers.engine.data import Arrays
 from workers.engine.distribution import dtype_policy, make_strategy
 from workers.engine.kinds import KINDS
-from workers.engine.reporter import Reporter, UserError
+from workers.engine.reporter import JOB_LOG, Reporter, UserError
 from workers.engine.tensorboard_log import TensorBoardLog
 
 MODEL_ARTIFACT = "model.keras"
@@ -52,6 +52,8 @@ def train(
             initial_epoch, last = restore_checkpoint(path, built.model, built.optimizers)
             # Recorded already unless the job died between checkpoint and metrics: idempotent.
             reporter.epoch_replayed(last.step, last.values, last.seconds, last.progress, last.eta)
+            unit = "step" if plan.step_scale > 1 else "epoch"
+            JOB_LOG.info("resumed from the checkpoint of %s %d", unit, last.step)
     reporter.started(built.model.count_params(), replicas, global_batch)
 
     unit = "step" if plan.step_scale > 1 else "epoch"
