@@ -7,7 +7,7 @@ from flask import Flask
 from services.api.auth import ApiRequest, register_auth
 from services.api.errors import register_error_handlers
 from services.api.json_provider import FiniteJSONProvider
-from services.api.routes import datasets, health, jobs
+from services.api.routes import datasets, health, jobs, logs
 from services.api.routes import openapi as openapi_route
 from shared.queue import make_celery
 from shared.settings import Settings, get_settings
@@ -31,5 +31,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(datasets.bp)
     app.register_blueprint(jobs.bp)
+    app.register_blueprint(logs.bp)
     app.register_blueprint(openapi_route.bp)
     return app

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from services.api.auth import PUBLIC_PATHS
-from services.api.routes import datasets, health, jobs
+from services.api.routes import datasets, health, jobs, logs
 from shared.datasets import ARRAY_NAMES, DATASET_NAME
 from shared.job_state import JobStatus
 from shared.kinds import (
@@ -251,6 +251,12 @@ def schemas(settings: Settings) -> dict[str, Schema]:
                 "url": string(format="uri"),
             }
         ),
+        "JobLog": obj(
+            {"job_id": string(), "attempts": array(integer(1)), "attempt": nullable(integer(1))}
+            | {"offset": integer(), "next_offset": integer(description="offset of what follows")}
+            | {"text": string(), "truncated": {"type": "boolean"}}
+            | {"finished": {"type": "boolean", "description": "the job ended: no more will come"}}
+        ),
         "JobEvent": obj(
             {"status": enum_of(JobStatus), "at": timestamp(), "message": nullable(string())}
         ),
@@ -305,6 +311,15 @@ def parameters(settings: Settings) -> dict[str, Schema]:
         "DatasetName": parameter("name", "path", string(minLength=1)),
         "ArtifactName": parameter(
             "name", "path", string(minLength=1), "may contain '/', e.g. samples/grid.png"
+        ),
+        "LogAttempt": parameter(
+            "attempt", "query", integer(1, maximum=logs.MAX_ATTEMPT), "one attempt's log only"
+        ),
+        "LogOffset": parameter(
+            "offset",
+            "query",
+            integer(maximum=logs.MAX_OFFSET, default=0),
+            "characters of the log (the job's, or the attempt's) to skip",
         ),
         "Status": parameter("status", "query", enum_of(JobStatus)),
         "Kind": parameter("kind", "query", enum_of(job_kinds())),
@@ -444,6 +459,9 @@ def paths(settings: Settings) -> dict[str, Any]:
             jobs.list_artifacts,
             found("ArtifactList"),
             "404 422 JobId PageLimit Offset",
+        ),
+        operation(
+            f"get {job}/logs", logs.get_logs, found("JobLog"), "404 422 JobId LogAttempt LogOffset"
         ),
         operation(f"post {job}/cancel", jobs.cancel_job, found("Job", 202), "404 409 JobId"),
         operation(
