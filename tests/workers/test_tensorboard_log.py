@@ -15,6 +15,7 @@ pytest.importorskip("tensorboard")
 
 from tests.workers.tensorboard_events import read_run  # noqa: E402
 from tests.workers.test_engine import FIXTURE, MemoryReporter  # noqa: E402
+from workers.engine import tensorboard_log  # noqa: E402
 from workers.engine.data import load_arrays  # noqa: E402
 from workers.engine.training import train  # noqa: E402
 
@@ -40,7 +41,10 @@ def board_files(reporter: MemoryReporter, folder: Path) -> list[str]:
     return names
 
 
-def test_every_epoch_and_grid_is_written_and_uploaded_as_it_grows(tmp_path: Path) -> None:
+def test_every_epoch_and_grid_is_written_and_uploaded_as_it_grows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tensorboard_log, "UPLOAD_INTERVAL_SECONDS", 0.0)  # every epoch's end
     arrays = load_arrays(FIXTURE, max_train_images=512)
     params = validate_training_spec("autoencoder", {"epochs": 3, "sample_every": 2})
     reporter = UploadLog()
@@ -58,7 +62,9 @@ def test_every_epoch_and_grid_is_written_and_uploaded_as_it_grows(tmp_path: Path
         (2, 560, 112),
         (3, 560, 112),
     ]
-    assert run.images["samples"][0][3].startswith(b"\x89PNG")
+    # The very grids the job stored.
+    assert run.images["samples"][0][3] == reporter.files["samples/epoch-000002.png"]
+    assert run.images["samples"][1][3] == reporter.files["samples/reconstructions.png"]
 
     # Uploaded at each epoch's end (epoch 2 with its grid), then once more for the final grid;
     # each upload is a larger file than the one before (none when nothing changed).
@@ -69,6 +75,20 @@ def test_every_epoch_and_grid_is_written_and_uploaded_as_it_grows(tmp_path: Path
     first.mkdir()
     (first / "events.out.tfevents.1").write_bytes(reporter.uploads[0][2])
     assert read_run(first).steps("loss") == [1]  # readable as soon as epoch 1 ended
+
+
+def test_uploads_wait_for_the_interval_after_the_first_epoch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(tensorboard_log, "UPLOAD_INTERVAL_SECONDS", 1e9)
+    arrays = load_arrays(FIXTURE, max_train_images=512)
+    params = validate_training_spec("autoencoder", {"epochs": 3, "sample_every": 2})
+    reporter = UploadLog()
+    train("autoencoder", arrays, params, reporter)
+    # The first epoch's end at once, then nothing until training ended: the whole file.
+    assert [epochs for _, epochs, _ in reporter.uploads] == [1, 3]
+    name, _, data = reporter.uploads[-1]
+    assert reporter.files[name] == data
 
 
 def test_a_resumed_job_writes_its_own_file_and_both_read_as_one_run(tmp_path: Path) -> None:
