@@ -110,6 +110,12 @@ class ApiClient:
                 return items
             after_step = page["next_after_step"]
 
+    def logs(self, job_id: str, attempt: int | None = None, offset: int = 0) -> dict[str, Any]:
+        """A job's log from ``offset`` (the whole job's, or ``attempt``'s), with next_offset."""
+        params = {"offset": offset} | ({"attempt": attempt} if attempt else {})
+        page: dict[str, Any] = self._call("GET", f"/v1/jobs/{job_id}/logs", params=params).json()
+        return page
+
     def jobs(self, **filters: Any) -> dict[str, Any]:
         """A page of jobs."""
         params = {k: v for k, v in filters.items() if v is not None}

@@ -8,6 +8,7 @@ from services.cli import (
     admin_commands,
     client_commands,
     kind_commands,
+    log_command,
     process_commands,
     tensorboard_command,
 )
@@ -24,6 +25,7 @@ for _command in (
     *client_commands.COMMANDS,
     *kind_commands.COMMANDS,
     tensorboard_command.tensorboard,
+    log_command.logs,
 ):
     cli.add_command(_command)
 # ``datasets`` mixes an HTTP client's upload/list with the operator's direct fetch-mnist.

@@ -72,9 +72,17 @@ class FullStack:
     """PostgreSQL, Redis and S3 on loopback, with gentrain processes started on demand.
 
     ``broker_url`` None starts a private ``redis-server`` (which ``kill_redis`` can take down);
-    ``overrides`` are Settings fields (timeouts, say)."""
+    ``overrides`` are Settings fields (timeouts, S3 credentials, say); ``database_password`` goes
+    into the database URL (the test server trusts loopback: any password connects)."""
 
-    def __init__(self, root: Path, s3: str, broker_url: str | None = None, **overrides: Any):
+    def __init__(
+        self,
+        root: Path,
+        s3: str,
+        broker_url: str | None = None,
+        database_password: str = "",
+        **overrides: Any,
+    ):
         self.root = root
         self.private_redis = broker_url is None
         self.redis_port = free_port()
@@ -83,17 +91,19 @@ class FullStack:
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{self.db_name}"')
         base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
-        self.settings = Settings(
-            data_dir=root / "data",
-            database_url=f"{base}/{self.db_name}",
-            broker_url=broker_url or f"redis://127.0.0.1:{self.redis_port}/0",
-            s3_bucket=f"e2e-{uuid.uuid4().hex[:10]}",
-            s3_endpoint_url=s3,
-            s3_access_key_id="test",
-            s3_secret_access_key="test",
-            api_port=free_port(),
-            **overrides,
-        )
+        if database_password:
+            base = base.replace("@", f":{database_password}@", 1)
+        fields: dict[str, Any] = {
+            "data_dir": root / "data",
+            "database_url": f"{base}/{self.db_name}",
+            "broker_url": broker_url or f"redis://127.0.0.1:{self.redis_port}/0",
+            "s3_bucket": f"e2e-{uuid.uuid4().hex[:10]}",
+            "s3_endpoint_url": s3,
+            "s3_access_key_id": "test",
+            "s3_secret_access_key": "test",
+            "api_port": free_port(),
+        }
+        self.settings = Settings(**(fields | overrides))
         upgrade(self.settings.database_url)
         self.env = settings_env(self.settings)
         self.processes: dict[str, subprocess.Popen[bytes]] = {}

@@ -1,0 +1,64 @@
+"""``gentrain logs JOB [--attempt N] [-f]``: print a job's stored log, or follow it to its end."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from services.cli.client import ApiClient, ApiClientError
+from services.cli.client_commands import api_url_option
+from services.cli.common import current_settings
+
+# How often a follower asks for more while the job runs.
+FOLLOW_SECONDS = 1.0
+
+
+def follow_log(
+    client: ApiClient,
+    job_id: str,
+    attempt: int | None,
+    follow: bool,
+    write: Callable[[str], None],
+) -> dict[str, Any]:
+    """Pass the job's log to ``write`` from the start; with ``follow``, until the job has ended
+    and all of it was read. The last page read is returned."""
+    offset = 0
+    while True:
+        page = client.logs(job_id, attempt, offset)
+        if page["text"]:
+            write(page["text"])
+            offset = page["next_offset"]
+            continue  # more may be waiting (a page holds at most 256 KiB)
+        # Read after the job ended, an empty page means the log is complete: the worker stores
+        # its log before the job's final status.
+        if not follow or page["finished"]:
+            return page
+        time.sleep(FOLLOW_SECONDS)
+
+
+@click.command()
+@click.argument("job_id")
+@click.option("--attempt", type=click.IntRange(1), default=None, help="one attempt's log only")
+@click.option("--follow", "-f", is_flag=True, help="keep printing until the job ends")
+@api_url_option
+def logs(job_id: str, attempt: int | None, follow: bool, api_url: str | None) -> None:
+    """Print JOB_ID's log (what its attempts printed and logged); -f follows it to the end."""
+    client = ApiClient(
+        api_url or current_settings().api_url, api_key=os.environ.get("GENTRAIN_API_KEY")
+    )
+
+    def write(text: str) -> None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    try:
+        page = follow_log(client, job_id, attempt, follow, write)
+    except ApiClientError as error:
+        raise click.ClickException(str(error)) from None
+    if page["truncated"]:
+        click.echo("(the log reached its size cap; later lines were not kept)", err=True)
