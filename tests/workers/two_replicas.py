@@ -6,6 +6,7 @@ Logical devices must be configured before TensorFlow initialises, hence a separa
 from __future__ import annotations
 
 import sys
+import tempfile
 from pathlib import Path
 
 import tensorflow as tf
@@ -17,6 +18,7 @@ tf.config.set_logical_device_configuration(
 
 sys.path.insert(0, str(Path(__file__).parents[2]))
 from shared.job_specs import validate_training_spec  # noqa: E402
+from tests.workers.tensorboard_events import read_run  # noqa: E402
 from tests.workers.test_engine import MemoryReporter  # noqa: E402
 from workers.engine.data import load_arrays  # noqa: E402
 from workers.engine.distribution import make_strategy  # noqa: E402
@@ -50,6 +52,12 @@ def main() -> None:
             assert last["loss"] < first["loss"], (kind, first, last)
         if kind == "classifier":
             assert outcome.results["test_accuracy"] > 0.3
+        with tempfile.TemporaryDirectory() as folder:
+            [board] = [n for n in reporter.files if n.startswith("tensorboard/")]
+            (Path(folder) / board.rsplit("/", 1)[-1]).write_bytes(reporter.files[board])
+            run = read_run(Path(folder))
+        tag = "d_loss" if kind == "gan" else "loss"
+        assert run.steps(tag) == [step for step, _, _ in reporter.epochs], (kind, run.scalars)
         print(kind, "ok", {k: round(v, 4) for k, v in last.items()}, flush=True)
 
 
