@@ -101,6 +101,12 @@ class Settings(BaseSettings):
     max_log_bytes_per_job: int = Field(default=1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
     log_flush_seconds: float = Field(default=1.0, gt=0, le=60)
 
+    # Event streams (issue 11): without Redis pub/sub (the embedded mode) an API process looks for
+    # new change-log entries this often while a stream is open; a stream sends a keep-alive
+    # comment when it has sent nothing for event_keepalive_seconds.
+    event_poll_seconds: float = Field(default=0.5, ge=0.05, le=30)
+    event_keepalive_seconds: float = Field(default=15.0, ge=0.5, le=300)
+
     @model_validator(mode="after")
     def _embedded_defaults(self) -> Settings:
         if not self.database_url:

@@ -9,11 +9,12 @@ from typing import Any
 from celery.signals import worker_process_init, worker_shutting_down
 
 from shared.db.session import dispose_engines, session_scope
-from shared.jobs import request_drain
+from shared.jobs import notify, request_drain
 from shared.queue import make_celery
 from shared.settings import get_settings
 
 app = make_celery(get_settings(), name="gentrain-worker")
+notify.configure(get_settings().broker_url)  # job changes wake the API's event streams
 app.set_default()
 import workers.tasks  # noqa: E402,F401 - registers the tasks on the app
 

@@ -15,7 +15,7 @@ from celery import Celery
 
 from shared.db.models import utcnow
 from shared.db.session import session_scope
-from shared.jobs import mark_enqueued, reap, stale_jobs, unsent_jobs
+from shared.jobs import mark_enqueued, notify, reap, stale_jobs, unsent_jobs
 from shared.kinds import SAMPLE_KIND
 from shared.queue import (
     SAMPLE_QUEUE,
@@ -84,6 +84,7 @@ def reap_once(settings: Settings, app: Celery) -> ReapReport:
 
 def run_reaper(settings: Settings, app: Celery, stop_after: float | None = None) -> None:
     """Reap every ``reaper_interval_seconds`` until interrupted (or ``stop_after`` seconds)."""
+    notify.configure(settings.broker_url)  # re-queues and failures wake the API's event streams
     started = time.monotonic()
     while stop_after is None or time.monotonic() - started < stop_after:
         try:

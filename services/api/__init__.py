@@ -6,9 +6,11 @@ from flask import Flask
 
 from services.api.auth import ApiRequest, register_auth
 from services.api.errors import register_error_handlers
+from services.api.event_wakeups import WakeUps
 from services.api.json_provider import FiniteJSONProvider
-from services.api.routes import datasets, health, jobs, logs
+from services.api.routes import datasets, events, health, jobs, logs
 from services.api.routes import openapi as openapi_route
+from shared.jobs import notify
 from shared.queue import make_celery
 from shared.settings import Settings, get_settings
 from shared.storage import open_store
@@ -26,11 +28,16 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["gentrain.settings"] = settings
     app.extensions["gentrain.store"] = open_store(settings)
     app.extensions["gentrain.celery"] = make_celery(settings, name="gentrain-api")
+    app.extensions["gentrain.wakeups"] = WakeUps(
+        settings.database_url, settings.broker_url, settings.event_poll_seconds
+    )
+    notify.configure(settings.broker_url)  # changes made here wake streams in every process
     register_error_handlers(app)
     register_auth(app, settings)
     app.register_blueprint(health.bp)
     app.register_blueprint(datasets.bp)
     app.register_blueprint(jobs.bp)
     app.register_blueprint(logs.bp)
+    app.register_blueprint(events.bp)
     app.register_blueprint(openapi_route.bp)
     return app

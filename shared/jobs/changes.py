@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from shared.db.models import Job, JobEvent, utcnow
 from shared.job_state import JobStatus, check_transition
+from shared.jobs import notify
 
 HELD_STATUSES = (JobStatus.RUNNING.value, JobStatus.CANCELLING.value)
 
@@ -42,7 +43,10 @@ def append_change(
     message: str | None = None,
     payload: dict[str, Any] | None = None,
 ) -> None:
-    """Append one entry to the change log, in the caller's transaction (which holds the row)."""
+    """Append one entry to the change log, in the caller's transaction (which holds the row);
+    readers of the log are woken once it commits."""
+    job = session.get(Job, job_id)  # the caller's locked row, from the session: no query
+    notify.mark_changed(session, job_id, job.owner if job is not None else None)
     session.add(
         JobEvent(
             job_id=job_id,
