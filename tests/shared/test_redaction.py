@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from pathlib import Path
 
 from shared.api_keys import KEY_PREFIX
 from shared.redaction import REDACTED, Redactor, redacted_settings, secret_values
@@ -14,9 +15,9 @@ ACCESS_KEY = "AKIAEXAMPLE0123456789"
 SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 
 
-def configured(tmp_path_str: str = "/tmp/gt") -> Settings:
+def configured() -> Settings:
     return Settings(
-        data_dir=tmp_path_str,
+        data_dir=Path("/tmp/gt"),
         database_url=f"postgresql+psycopg://gentrain:{DB_PASSWORD}@db.example:5432/gentrain",
         broker_url=f"redis://:{BROKER_PASSWORD}@redis.example:6379/0",
         s3_bucket="bucket",
@@ -56,7 +57,7 @@ def test_gentrain_variables_named_as_secrets_are_redacted() -> None:
         "GENTRAIN_API_KEY_CACHE_SECONDS": "10",  # a setting (a number), not a secret
         "PATH": "/usr/bin",
     }
-    values = secret_values(Settings(data_dir="/tmp/gt"), environ)
+    values = secret_values(Settings(data_dir=Path("/tmp/gt")), environ)
     assert {"opaque-value-of-a-key", "tok", "hunter2hunter2"} <= set(values)
     assert "10" not in values and "/usr/bin" not in values
     redact = Redactor(values)

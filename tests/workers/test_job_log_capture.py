@@ -180,3 +180,24 @@ def test_a_log_over_its_cap_is_cut_once(settings: Settings) -> None:
     text = stored_text(settings, reporter.job_id)
     assert text.count("reached its cap of 1024 characters") == 1 and text.startswith("line 0000")
     assert "line 0199" not in text
+
+
+def test_prints_under_celerys_stdout_redirect_are_stored_once(settings: Settings) -> None:
+    # A Celery pool child's sys.stdout is a LoggingProxy that logs each write as a WARNING of
+    # "celery.redirected": the capture must not store that record again.
+    from celery.utils.log import LoggingProxy
+
+    reporter = running(settings)
+    worker_log = Recorded()
+    root = logging.getLogger()
+    root.addHandler(worker_log)
+    before = sys.stdout
+    sys.stdout = LoggingProxy(logging.getLogger("celery.redirected"), logging.WARNING)  # type: ignore[assignment]
+    try:
+        with _job_log(settings, reporter):
+            print("printed in a pool child")
+    finally:
+        sys.stdout = before
+        root.removeHandler(worker_log)
+    assert stored_text(settings, reporter.job_id) == "printed in a pool child\n"
+    assert "printed in a pool child" in worker_log.lines  # the worker's log still has it
