@@ -190,7 +190,8 @@ def test_a_killed_job_shows_both_attempts_logs(stack: Stack) -> None:
     try:
         job = stack.ended(job_id)
     finally:
-        stack.full.start_worker(name, "train,sample")  # two workers again for the tests after this one
+        # Two workers again for the tests after this one.
+        stack.full.start_worker(name, "train,sample")
     assert job["status"] == "succeeded", job["history"]
     page = stack.get(f"/v1/jobs/{job_id}/logs")
     attempts = page["attempts"]
