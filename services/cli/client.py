@@ -9,7 +9,11 @@ import requests
 
 
 class ApiClientError(Exception):
-    """The API answered with an error (or could not be reached)."""
+    """The API answered with an error (``status``), or could not be reached (``status`` 0)."""
+
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class ApiClient:
@@ -24,9 +28,8 @@ class ApiClient:
 
     def _call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         try:
-            response = self.http.request(
-                method, f"{self.base_url}{path}", timeout=self.timeout, **kwargs
-            )
+            kwargs.setdefault("timeout", self.timeout)
+            response = self.http.request(method, f"{self.base_url}{path}", **kwargs)
         except requests.ConnectionError as error:
             raise ApiClientError(f"cannot reach {self.base_url}: {error}") from None
         if response.status_code >= 400:
@@ -36,8 +39,21 @@ class ApiClient:
                 message = f"{response.status_code} {detail['code']}: {detail['message']}{field}"
             except (ValueError, KeyError, TypeError):
                 message = f"{response.status_code}: {response.text[:200]}"
-            raise ApiClientError(message)
+            raise ApiClientError(message, response.status_code)
         return response
+
+    def open_stream(
+        self, path: str, params: dict[str, str], headers: dict[str, str], read_timeout: float
+    ) -> requests.Response:
+        """An open text/event-stream response (read it line by line, then close it)."""
+        return self._call(
+            "GET",
+            path,
+            params=params,
+            headers={"Accept": "text/event-stream", **headers},
+            stream=True,
+            timeout=(self.timeout, read_timeout),
+        )
 
     def upload_dataset(self, path: Path, name: str | None) -> dict[str, Any]:
         """Upload an ``.npz`` dataset."""

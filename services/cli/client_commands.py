@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -140,35 +138,6 @@ def metrics(job_id: str, after_step: int, limit: int, api_url: str | None) -> No
         click.echo(f"{row['step']:>8} {_metric_text(row)}")
 
 
-@click.command()
-@click.argument("job_id")
-@click.option("--timeout", type=float, default=0, help="give up after this many seconds (0: never)")
-@api_url_option
-def wait(job_id: str, timeout: float, api_url: str | None) -> None:
-    """Show a progress bar until the job ends; exit 1 unless it succeeded."""
-    client = _client(api_url)
-    started = time.monotonic()
-    job = _call(lambda: client.job(job_id))
-    with click.progressbar(length=1000, label=f"{job['kind']} {job_id[:8]}", show_eta=False) as bar:
-        shown = 0
-        while True:
-            target = int(job["progress"] * 1000)
-            bar.update(target - shown)
-            shown = target
-            latest = job.get("latest_metrics") or {}
-            bar.label = f"{job['kind']} {job_id[:8]} {job['status']} {_metric_text(latest)}"
-            if job["status"] in TERMINAL:
-                break
-            if timeout and time.monotonic() - started > timeout:
-                raise click.ClickException(f"job still {job['status']} after {timeout:g} s")
-            time.sleep(0.5)
-            job = _call(lambda: client.job(job_id))
-    click.echo(f"{job_id} {job['status']}" + (f": {job['error']}" if job.get("error") else ""))
-    if job["results"]:
-        _print(job["results"])
-    sys.exit(0 if job["status"] == "succeeded" else 1)
-
-
 def _metric_text(latest: dict[str, Any]) -> str:
     values = latest.get("values") or {}
     # A value that was not finite is null (issue 10).
@@ -211,7 +180,6 @@ COMMANDS: tuple[click.Command, ...] = (
     sample,
     status,
     metrics,
-    wait,
     download,
     cancel,
 )

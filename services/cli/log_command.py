@@ -1,7 +1,9 @@
-"""``gentrain logs JOB [--attempt N] [-f]``: print a job's stored log, or follow it to its end."""
+"""``gentrain logs JOB [--attempt N] [-f]``: print a job's stored log, or follow it to its end
+(on the job's event stream, polling when the stream cannot be had)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -13,6 +15,7 @@ import click
 from services.cli.client import ApiClient, ApiClientError
 from services.cli.client_commands import api_url_option
 from services.cli.common import current_settings
+from services.cli.event_stream import StreamUnavailable, follow_job
 
 # How often a follower asks for more while the job runs.
 FOLLOW_SECONDS = 1.0
@@ -26,8 +29,40 @@ def follow_log(
     write: Callable[[str], None],
 ) -> dict[str, Any]:
     """Pass the job's log to ``write`` from the start; with ``follow``, until the job has ended
-    and all of it was read. The last page read is returned."""
-    offset = 0
+    and all of it was read: on the job's event stream (each chunk the moment it is stored), or
+    by polling if the stream cannot be had. The last page read is returned."""
+    written = [0]  # the offset written up to, kept if the stream breaks
+    if follow:
+        with contextlib.suppress(StreamUnavailable):  # then poll from where the stream stopped
+            _stream_log(client, job_id, attempt, write, written)
+    return _poll_log(client, job_id, attempt, follow, write, written[0])
+
+
+def _stream_log(
+    client: ApiClient,
+    job_id: str,
+    attempt: int | None,
+    write: Callable[[str], None],
+    written: list[int],
+) -> None:
+    """Write the log chunks of the job's stream until its end, noting the offset written up to."""
+    for event in follow_job(client, job_id, logs=True):
+        if event.type != "log" or (attempt is not None and event.data["attempt"] != attempt):
+            continue
+        text = event.data["text"]
+        write(text)
+        start = event.data["offset"] if attempt is not None else event.data["job_offset"]
+        written[0] = start + len(text)
+
+
+def _poll_log(
+    client: ApiClient,
+    job_id: str,
+    attempt: int | None,
+    follow: bool,
+    write: Callable[[str], None],
+    offset: int,
+) -> dict[str, Any]:
     while True:
         page = client.logs(job_id, attempt, offset)
         if page["text"]:

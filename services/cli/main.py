@@ -11,6 +11,7 @@ from services.cli import (
     log_command,
     process_commands,
     tensorboard_command,
+    watch_commands,
 )
 
 
@@ -24,6 +25,7 @@ for _command in (
     *admin_commands.COMMANDS,
     *client_commands.COMMANDS,
     *kind_commands.COMMANDS,
+    *watch_commands.COMMANDS,
     tensorboard_command.tensorboard,
     log_command.logs,
 ):
