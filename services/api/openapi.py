@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from services.api.auth import PUBLIC_PATHS
-from services.api.routes import datasets, health, jobs, logs
+from services.api.routes import datasets, events, health, jobs, logs
 from shared.datasets import ARRAY_NAMES, DATASET_NAME
 from shared.job_state import JobStatus
 from shared.kinds import (
@@ -321,6 +321,19 @@ def parameters(settings: Settings) -> dict[str, Schema]:
             integer(maximum=logs.MAX_OFFSET, default=0),
             "characters of the log (the job's, or the attempt's) to skip",
         ),
+        "Logs": parameter("logs", "query", enum_of(["0", "1", "true", "false"]), "log lines too"),
+        "LastEventId": parameter(
+            "Last-Event-ID",
+            "header",
+            string(minLength=1, maxLength=200000),
+            "resume after this event (browsers' EventSource sends it when reconnecting)",
+        ),
+        "LastEventIdQuery": parameter(
+            "last_event_id",
+            "query",
+            string(minLength=1, maxLength=200000),
+            "the same, for a first connection that cannot set headers",
+        ),
         "Status": parameter("status", "query", enum_of(JobStatus)),
         "Kind": parameter("kind", "query", enum_of(job_kinds())),
         "Limit": parameter("limit", "query", integer(1, maximum=500, default=50)),
@@ -413,6 +426,25 @@ def artifact_responses(settings: Settings) -> dict[int, Any]:
     }
 
 
+JOB_EVENTS = """Server-Sent Events, each `id:`, `event:` and one `data:` line of JSON with the
+`job_id` and `at`: `status` (status, message, attempt; results at success), `progress`
+(progress, eta_seconds), `metrics` (step, values, seconds, attempt), `artifact` (name,
+size_bytes, content_type, url), `log` (attempt, offset, job_offset, text; with logs=1). What
+already happened comes first; a `: keep-alive` comment follows every 15 s of silence; the stream
+ends after the terminal status."""
+LIST_EVENTS = """Server-Sent Events of the caller's jobs (an admin's: everyone's): `status` and
+`progress`, each with the job's `job_id`, `kind`, `model_kind`, `dataset`, `parent_id` and
+`created_at`; a job's first `status` (queued) is its creation. From the start, or after
+`Last-Event-ID`; keep-alive comments; it does not end by itself."""
+
+
+def event_stream(description: str) -> dict[int, Any]:
+    """A text/event-stream answer."""
+    return {
+        200: {"description": description, "content": {"text/event-stream": {"schema": string()}}}
+    }
+
+
 def paths(settings: Settings) -> dict[str, Any]:
     """Every path and method served by ``services/api/routes``."""
     from services.api.routes import openapi as route  # imports this module
@@ -433,6 +465,7 @@ def paths(settings: Settings) -> dict[str, Any]:
     document = {200: response("This document.", {"type": "object"})}
     files = artifact_responses(settings)
     job = "/v1/jobs/{job_id}"
+    resume = "LastEventId LastEventIdQuery"
     artifact, by_name = f"{job}/artifacts/{{name}}", "/v1/datasets/{name}"
     table = [
         operation("get /healthz", health.healthz, found("Health")),
@@ -463,6 +496,13 @@ def paths(settings: Settings) -> dict[str, Any]:
         operation(
             f"get {job}/logs", logs.get_logs, found("JobLog"), "404 422 JobId LogAttempt LogOffset"
         ),
+        operation(
+            f"get {job}/events",
+            events.job_stream,
+            event_stream(JOB_EVENTS),
+            f"404 422 JobId Logs {resume}",
+        ),
+        operation("get /v1/events", events.list_stream, event_stream(LIST_EVENTS), f"422 {resume}"),
         operation(f"post {job}/cancel", jobs.cancel_job, found("Job", 202), "404 409 JobId"),
         operation(
             f"post {job}/samples",
