@@ -5,8 +5,11 @@ metrics are complete and unduplicated."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
+import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -20,8 +23,9 @@ from sqlalchemy import func, select
 from shared.db.models import Artifact, Job, JobEvent, Metric
 from shared.db.session import session_scope
 from shared.job_state import TERMINAL_STATUSES
-from tests.e2e.stack import FAST_FAULTS, FullStack
+from tests.e2e.stack import FAST_FAULTS, GENTRAIN, FullStack
 from tests.e2e.test_training_flow import upload_mnist
+from tests.workers.tensorboard_events import read_run
 
 pytestmark = pytest.mark.e2e
 TERMINAL = {str(status) for status in TERMINAL_STATUSES}
@@ -141,6 +145,16 @@ def test_worker_killed_with_sigkill_resumes_on_another(stack: FullStack) -> None
     assert_sound_history(job)
     lost = [h for h in job["history"] if "worker lost" in (h["message"] or "")]
     assert lost and lost[-1]["status"] == "queued" and job["attempts"] >= 2
+    # Each attempt's TensorBoard file; read together they hold every epoch (the killed one's
+    # last checkpointed epoch may be there twice: its successor writes the epoch it resumed from).
+    with tempfile.TemporaryDirectory() as logdir:
+        command = [*GENTRAIN, "tensorboard", job_id, "--logdir", logdir, "--api-url", stack.url]
+        done = subprocess.run(command, env=stack.env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        [run] = Path(logdir).iterdir()
+        assert len(list(run.iterdir())) >= 2  # one per attempt
+        steps = read_run(run).steps("loss")
+    assert sorted(set(steps)) == list(range(1, EPOCHS + 1)), steps
 
 
 def test_worker_sent_sigterm_hands_the_job_back(stack: FullStack) -> None:
@@ -197,9 +211,15 @@ def test_a_frozen_worker_that_wakes_up_cannot_write_over_its_successor(stack: Fu
     assert job["status"] == "succeeded"
     assert_sound_history(job)
     with session_scope(stack.settings.database_url) as session:
-        keys = session.scalars(select(Artifact.storage_key).where(Artifact.job_id == job_id)).all()
-    final = f"/attempt-{job['attempts']}/"
-    assert keys and all(final in key for key in keys), keys
+        rows = session.execute(
+            select(Artifact.name, Artifact.storage_key).where(Artifact.job_id == job_id)
+        ).all()
+    final = f"attempt-{job['attempts']}"
+    assert rows
+    for name, key in rows:
+        # Every artifact is the final attempt's, but each attempt's own TensorBoard file.
+        own = re.search(r"\.(attempt-\d+)\.", name) if name.startswith("tensorboard/") else None
+        assert f"/{own[1] if own else final}/" in key, rows
     assert_trained_once(stack, job_id)
 
 

@@ -1,8 +1,9 @@
 """A training job's TensorBoard event file: every metric per epoch (per block of steps for the
 GAN, at its global step) and the sample grids as images, kept as the job's artifact under
-``tensorboard/``. It is uploaded at an epoch's end when it grew, at most every
-``UPLOAD_INTERVAL_SECONDS`` after the first epoch's (an upload is two database transactions and a
-PUT, about 20 ms: once per short epoch that was most of the cost), and when training ends.
+``tensorboard/``. It is uploaded at each epoch's end when it grew, and when training ends: a
+resumed job replays only its last checkpointed epoch, so a file uploaded less often would lose
+the epochs between its last upload and a worker's death (docs/engine-benchmarks.md: an upload is
+about 20 ms, two transactions and a PUT).
 
 Each attempt writes a file of its own into the same folder: TensorBoard reads every file of a
 run's folder whose name holds ``tfevents``, in name order, so the attempts of a resumed job show
@@ -12,10 +13,10 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import math
 import struct
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -31,14 +32,18 @@ log = logging.getLogger(__name__)
 TENSORBOARD_FOLDER = "tensorboard"
 EVENTS_CONTENT_TYPE = "application/octet-stream"
 IMAGE_TAG = "samples"
-UPLOAD_INTERVAL_SECONDS = 10.0
 
 
 def event_file_name(attempt: int, started: float) -> str:
-    """The artifact name of an attempt's event file.
+    """The artifact name of a run's event file, unique to the run.
 
-    The start time (10 digits until 2286) sorts the attempts in the order they ran."""
-    return f"{TENSORBOARD_FOLDER}/events.out.tfevents.{int(started):010d}.attempt-{attempt}.v2"
+    The start time (10 digits until 2286) sorts the runs in the order they ran; the random part
+    keeps apart two runs of one attempt (a job handed back by a worker shutting down runs again
+    under the same attempt number)."""
+    run = uuid.uuid4().hex[:6]
+    return (
+        f"{TENSORBOARD_FOLDER}/events.out.tfevents.{int(started):010d}.attempt-{attempt}.{run}.v2"
+    )
 
 
 def tensorboard_available() -> bool:
@@ -48,7 +53,7 @@ def tensorboard_available() -> bool:
 
 
 class TensorBoardLog(keras.callbacks.Callback):
-    """Writes one attempt's event file; as the last callback, uploads it at epochs' ends.
+    """Writes one attempt's event file; as the last callback, uploads it at each epoch's end.
 
     Used as a context manager around training; without TensorBoard installed it writes
     nothing (the job trains all the same) and says so in the worker's log."""
@@ -61,7 +66,6 @@ class TensorBoardLog(keras.callbacks.Callback):
         self._writer: Any = None
         self._metadata: dict[str, bytes] = {}
         self._uploaded_size = 0
-        self._uploaded_at = -math.inf  # the first epoch's end uploads at once
         self._image_steps: set[int] = set()
         # The step of the last completed epoch written (0: none yet).
         self.last_step = 0
@@ -135,8 +139,6 @@ class TensorBoardLog(keras.callbacks.Callback):
             return
         self.reporter.save_file(self.artifact_name, path, EVENTS_CONTENT_TYPE)
         self._uploaded_size = size
-        self._uploaded_at = time.monotonic()
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        if time.monotonic() - self._uploaded_at >= UPLOAD_INTERVAL_SECONDS:
-            self.upload()
+        self.upload()
