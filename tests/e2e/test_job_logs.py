@@ -23,6 +23,7 @@ import pytest
 import requests
 from sqlalchemy import select
 
+from services.cli.event_stream import parse_events
 from shared.api_keys import create_key
 from shared.db.models import Job
 from shared.db.session import session_scope
@@ -235,3 +236,31 @@ def test_no_secret_is_in_any_stored_log(stack: Stack) -> None:
         assert f"storage S3 {settings.s3_endpoint_url}, bucket {settings.s3_bucket}" in text
         assert "s3_access_key_id=***" in text and "s3_secret_access_key=***" in text
         assert "GENTRAIN_API_KEY=***" in text
+
+
+def test_another_owners_event_stream_is_404(stack: Stack) -> None:
+    """On the keyed stack: Alice's job's stream, with its log lines, is hers alone."""
+    job_id = stack.submit("classifier", "unlabeled", epochs=1)
+    stack.ended(job_id)
+    _, bob = create_key(stack.full.settings.database_url, "bob")
+    url = f"{stack.full.url}/v1/jobs/{job_id}/events?logs=1"
+    as_bob = requests.get(url, headers={"Authorization": f"Bearer {bob}"}, timeout=10)
+    assert as_bob.status_code == 404, as_bob.text
+    assert requests.get(url, timeout=10).status_code == 401
+    with stack.http.get(url, stream=True, timeout=(10, 60)) as mine:
+        assert mine.status_code == 200
+        events = list(parse_events(mine.iter_lines(decode_unicode=True)))
+    logged = "".join(event.data["text"] for event in events if event.type == "log")
+    assert "Traceback (most recent call last)" in logged
+    assert events[-1].type == "status" and events[-1].data["status"] == "failed"
+    bobs_list = requests.get(
+        f"{stack.full.url}/v1/events",
+        headers={"Authorization": f"Bearer {bob}"},
+        stream=True,
+        timeout=(10, 3),
+    )
+    assert bobs_list.status_code == 200
+    with pytest.raises(requests.exceptions.ConnectionError):  # read timeout: nothing of Alice's
+        for line in bobs_list.iter_lines(decode_unicode=True):
+            assert job_id not in line
+    bobs_list.close()
