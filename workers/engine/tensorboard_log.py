@@ -5,8 +5,8 @@ resumed job replays only its last checkpointed epoch, so a file uploaded less of
 the epochs between its last upload and a worker's death (docs/engine-benchmarks.md: an upload is
 about 20 ms, two transactions and a PUT).
 
-Each attempt writes a file of its own into the same folder: TensorBoard reads every file of a
-run's folder whose name holds ``tfevents``, in name order, so the attempts of a resumed job show
+Each run of a job writes a file of its own into the same folder: TensorBoard reads every file of a
+run's folder whose name holds ``tfevents``, in name order, so the runs of a resumed job show
 as one run (a subfolder per attempt would make each attempt a run of its own)."""
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def tensorboard_available() -> bool:
 
 
 class TensorBoardLog(keras.callbacks.Callback):
-    """Writes one attempt's event file; as the last callback, uploads it at each epoch's end.
+    """Writes one run's event file; as the last callback, uploads it at each epoch's end.
 
     Used as a context manager around training; without TensorBoard installed it writes
     nothing (the job trains all the same) and says so in the worker's log."""
