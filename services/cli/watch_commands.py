@@ -25,7 +25,7 @@ class _Bar:
 
     def __init__(self, bar: Any, job: dict[str, Any]) -> None:
         self.bar, self.kind, self.job_id = bar, job["kind"], job["id"]
-        self.shown, self.status = 0, job["status"]
+        self.shown, self.last_status = 0, job["status"]
         self.values: dict[str, Any] = (job.get("latest_metrics") or {}).get("values") or {}
         self.show(job["progress"])
 
@@ -34,12 +34,13 @@ class _Bar:
             target = int(progress * 1000)
             self.bar.update(target - self.shown)
             self.shown = target
-        self.bar.label = f"{self.kind} {self.job_id[:8]} {self.status} {_metric_text(self.values)}"
+        values = _metric_text(self.values)
+        self.bar.label = f"{self.kind} {self.job_id[:8]} {self.last_status} {values}"
         self.bar.render_progress()
 
     def apply(self, event: StreamEvent) -> None:
         if event.type == "status":
-            self.status = event.data["status"]
+            self.last_status = event.data["status"]
         elif event.type == "metrics":
             self.values = event.data.get("values") or {}
         self.show(event.data.get("progress") if event.type == "progress" else None)
@@ -55,14 +56,14 @@ def _follow(client: ApiClient, job_id: str, bar: _Bar, started: float, timeout: 
     try:
         for event in follow_job(client, job_id):
             bar.apply(event)
-            if bar.status in TERMINAL:
+            if bar.last_status in TERMINAL:
                 return
-            _over(started, timeout, bar.status)
+            _over(started, timeout, bar.last_status)
     except StreamUnavailable:
         pass
     while True:
         job = _call(lambda: client.job(job_id))
-        bar.status = job["status"]
+        bar.last_status = job["status"]
         bar.values = (job.get("latest_metrics") or {}).get("values") or {}
         bar.show(job["progress"])
         if job["status"] in TERMINAL:
