@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from flask import Flask
+from flask import Flask, redirect
+from werkzeug.wrappers import Response
 
 from services.api.auth import ApiRequest, register_auth
 from services.api.errors import register_error_handlers
@@ -10,6 +11,7 @@ from services.api.event_wakeups import WakeUps
 from services.api.json_provider import FiniteJSONProvider
 from services.api.routes import datasets, events, health, jobs, logs
 from services.api.routes import openapi as openapi_route
+from services.ui import bp as ui_bp
 from shared.jobs import notify
 from shared.queue import make_celery
 from shared.settings import Settings, get_settings
@@ -40,4 +42,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(logs.bp)
     app.register_blueprint(events.bp)
     app.register_blueprint(openapi_route.bp)
+    app.register_blueprint(ui_bp)
+
+    @app.get("/")
+    def home() -> Response:
+        """The dashboard."""
+        return redirect("/ui/", code=302)
+
     return app

@@ -62,10 +62,11 @@ ARTIFACTS = (
 
 
 def flask_routes(app: Flask) -> set[tuple[str, str]]:
-    """(method, OpenAPI path) of every URL rule but static files, HEAD and OPTIONS."""
+    """(method, OpenAPI path) of every URL rule of the API: not static files, the dashboard's
+    HTML pages (``/`` and ``/ui/...``), HEAD or OPTIONS."""
     routes = set()
     for rule in app.url_map.iter_rules():
-        if rule.endpoint == "static":
+        if rule.endpoint == "static" or rule.rule == "/" or rule.rule.startswith("/ui/"):
             continue
         path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule)
         routes |= {(method.lower(), path) for method in rule.methods or ()}

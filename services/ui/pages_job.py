@@ -1,0 +1,5 @@
+"""Dashboard: (to be written)."""
+
+from __future__ import annotations
+
+from services.ui.blueprint import bp  # noqa: F401
