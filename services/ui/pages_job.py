@@ -1,5 +1,86 @@
-"""Dashboard: (to be written)."""
+"""The job page: a job's state, charts, sample grids, results, history, artifacts and log, rendered
+on the server from the API's reads and kept live by the job's event stream (static/job.js)."""
 
 from __future__ import annotations
 
-from services.ui.blueprint import bp  # noqa: F401
+from typing import Any
+
+from flask import render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from werkzeug.routing import BuildError
+
+from services.api import deps
+from services.api.auth import can_see
+from services.ui import display
+from services.ui.blueprint import bp
+from services.ui.job_data import JobPage, final_grid_name, read_job_page, step_unit
+from shared.job_state import JobStatus
+from shared.kinds import SAMPLE_KIND
+
+
+def page_url(endpoint: str, fallback: str, **values: Any) -> str:
+    """The URL of another dashboard page, or ``fallback`` where that page is not there."""
+    try:
+        return url_for(endpoint, **values)
+    except BuildError:
+        return fallback
+
+
+def notice(title: str, message: str, status: int) -> ResponseReturnValue:
+    """A page that says what is wrong (not found, a bad request), with its HTTP status."""
+    jobs_url = page_url("ui.jobs", "/ui/")
+    return render_template("notice.html", title=title, message=message, jobs_url=jobs_url), status
+
+
+def job_not_found(job_id: str) -> ResponseReturnValue:
+    """The page for a job that does not exist or is another owner's: both look the same."""
+    return notice("Job not found", f"There is no job {job_id!r} you can see.", 404)
+
+
+def _client_data(page: JobPage) -> dict[str, Any]:
+    """What the page's script starts from: the rendered state and where its stream resumes."""
+    view = page.view
+    return {
+        "id": view["id"],
+        "kind": view["kind"],
+        "status": view["status"],
+        "terminal": JobStatus(view["status"]).is_terminal(),
+        "unit": page.unit,
+        "events_url": f"/v1/jobs/{view['id']}/events?logs=1",
+        "last_event_id": page.last_event_id,
+        "metrics": page.metrics,
+        "grids": [{"step": g["step"], "url": g["url"], "name": g["name"]} for g in page.grids],
+        "final_grid_name": final_grid_name(view),
+        "log_end": page.log.end,
+        "page_url": request.path,
+    }
+
+
+@bp.get("/jobs/<job_id>")
+def job(job_id: str) -> ResponseReturnValue:
+    """One job's page (another owner's job is not found, as in the API)."""
+    with deps.db_read() as connection:
+        page = read_job_page(connection, job_id, request.host_url, can_see)
+    if page is None:
+        return job_not_found(job_id)
+    view = page.view
+    status = JobStatus(view["status"])
+    trained = view["kind"] != SAMPLE_KIND
+    return render_template(
+        "job.html",
+        job=view,
+        page=page,
+        display=display,
+        unit=step_unit(view),
+        terminal=status.is_terminal(),
+        cancellable=status in (JobStatus.QUEUED, JobStatus.RUNNING),
+        can_sample=trained and status is JobStatus.SUCCEEDED,
+        trained=trained,
+        runtime=display.span(view["started_at"], view["finished_at"] or view["updated_at"]),
+        client=_client_data(page),
+        jobs_url=page_url("ui.jobs", "/ui/"),
+        run_again_url=page_url("ui.new_job", f"/ui/new?from={view['id']}", **{"from": view["id"]}),
+        parent_url=url_for("ui.job", job_id=view["parent_id"]) if view["parent_id"] else None,
+        compare_url=url_for("ui.compare", kind=view["model_kind"]) if trained else None,
+        logs_url=f"/v1/jobs/{view['id']}/logs",
+    )
