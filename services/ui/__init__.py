@@ -3,6 +3,7 @@ parameter definitions as the API, with a little JavaScript for live updates (the
 and charts. Never imports TensorFlow."""
 
 from services.ui import (  # noqa: F401 - each module adds its pages to the blueprint
+    context,
     pages_compare,
     pages_datasets,
     pages_job,
