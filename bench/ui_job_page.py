@@ -82,8 +82,6 @@ def main() -> None:
             settings = Settings(data_dir=Path(tmp) / "data", database_url=url)
             gans = [finished_gan(url, steps=2000) for _ in range(2)]
             app = create_app(settings)
-            if "ui.jobs" not in app.view_functions:
-                app.config["UI_ENDPOINTS"] = []
             client = app.test_client()
             pages = {
                 "job page, finished 2,000-step GAN": f"/ui/jobs/{gans[0]}",

@@ -17,6 +17,7 @@ from services.api.auth import caller, can_see
 from services.api.views import job_summary, job_view
 from services.ui import display
 from services.ui.blueprint import bp
+from services.ui.context import ui_url
 from services.ui.job_data import (
     MAX_ARTIFACTS,
     MAX_METRIC_ROWS,
@@ -24,7 +25,7 @@ from services.ui.job_data import (
     split_artifacts,
     step_unit,
 )
-from services.ui.pages_job import notice, page_url
+from services.ui.pages_job import notice
 from shared.job_state import JobStatus
 from shared.kinds import KIND_SPECS, SAMPLE_KIND
 
@@ -106,7 +107,6 @@ def picker(kind: str | None, error: str | None = None, status: int = 200) -> Res
             display=display,
             min_jobs=MIN_JOBS,
             max_jobs=MAX_JOBS,
-            jobs_url=page_url("ui.jobs", "/ui/"),
         ),
         status,
     )
@@ -154,6 +154,5 @@ def compare() -> ResponseReturnValue:
         ],
         client=client,
         display=display,
-        jobs_url=page_url("ui.jobs", "/ui/"),
-        pick_url=page_url("ui.compare", "/ui/compare", kind=model_kind),
+        pick_url=ui_url("ui.compare", "/ui/compare", kind=model_kind),
     )

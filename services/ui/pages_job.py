@@ -7,29 +7,20 @@ from typing import Any
 
 from flask import render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from werkzeug.routing import BuildError
 
 from services.api import deps
 from services.api.auth import can_see
 from services.ui import display
 from services.ui.blueprint import bp
+from services.ui.context import ui_url
 from services.ui.job_data import JobPage, final_grid_name, read_job_page, step_unit
 from shared.job_state import JobStatus
 from shared.kinds import SAMPLE_KIND
 
 
-def page_url(endpoint: str, fallback: str, **values: Any) -> str:
-    """The URL of another dashboard page, or ``fallback`` where that page is not there."""
-    try:
-        return url_for(endpoint, **values)
-    except BuildError:
-        return fallback
-
-
 def notice(title: str, message: str, status: int) -> ResponseReturnValue:
     """A page that says what is wrong (not found, a bad request), with its HTTP status."""
-    jobs_url = page_url("ui.jobs", "/ui/")
-    return render_template("notice.html", title=title, message=message, jobs_url=jobs_url), status
+    return render_template("notice.html", title=title, message=message), status
 
 
 def job_not_found(job_id: str) -> ResponseReturnValue:
@@ -78,8 +69,7 @@ def job(job_id: str) -> ResponseReturnValue:
         trained=trained,
         runtime=display.span(view["started_at"], view["finished_at"] or view["updated_at"]),
         client=_client_data(page),
-        jobs_url=page_url("ui.jobs", "/ui/"),
-        run_again_url=page_url("ui.new_job", f"/ui/new?from={view['id']}", **{"from": view["id"]}),
+        run_again_url=ui_url("ui.new_job", f"/ui/new?from={view['id']}", **{"from": view["id"]}),
         parent_url=url_for("ui.job", job_id=view["parent_id"]) if view["parent_id"] else None,
         compare_url=url_for("ui.compare", kind=view["model_kind"]) if trained else None,
         logs_url=f"/v1/jobs/{view['id']}/logs",

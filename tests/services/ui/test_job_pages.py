@@ -21,17 +21,9 @@ from tests.services.api.test_event_stream import stream
 from tests.services.ui import written_jobs as w
 
 
-def ui_app(settings: Settings) -> Flask:
-    """The API with the dashboard (its base template links the jobs page only once it exists)."""
-    app = create_app(settings)
-    if "ui.jobs" not in app.view_functions:
-        app.config["UI_ENDPOINTS"] = []
-    return app
-
-
 @pytest.fixture
 def app(settings: Settings) -> Flask:
-    return ui_app(settings.model_copy(update={"event_keepalive_seconds": 1.0}))
+    return create_app(settings.model_copy(update={"event_keepalive_seconds": 1.0}))
 
 
 @pytest.fixture
@@ -187,7 +179,7 @@ def test_unknown_and_other_owners_jobs_are_not_found(settings: Settings) -> None
     secured = settings.model_copy(update={"auth": "required"})
     _, alice = create_key(secured.database_url, "alice")
     _, bob = create_key(secured.database_url, "bob")
-    client = ui_app(secured).test_client()
+    client = create_app(secured).test_client()
     url = secured.database_url
     job_id = w.new_job(url, "autoencoder", {"epochs": 1}, owner="alice")
     as_alice = {"Authorization": f"Bearer {alice}"}
