@@ -199,7 +199,7 @@
       .then(function (html) {
         if (!html) return;
         var fresh = new DOMParser().parseFromString(html, "text/html");
-        ["job-actions", "job-error", "results", "draw", "artifacts", "gallery"].forEach(function (id) {
+        ["job-actions", "job-error", "job-facts", "results", "draw", "artifacts", "gallery"].forEach(function (id) {
           var now = $(id);
           var then = fresh.getElementById(id);
           if (now && then) now.replaceWith(document.importNode(then, true));
