@@ -107,6 +107,10 @@ class Settings(BaseSettings):
     event_poll_seconds: float = Field(default=0.5, ge=0.05, le=30)
     event_keepalive_seconds: float = Field(default=15.0, ge=0.5, le=300)
 
+    # Dashboard sign-in (issue 12): a session made from an API key lasts this long (the cookie
+    # and the server's row both end then; revoking the key ends it at once).
+    ui_session_seconds: int = Field(default=12 * 3600, ge=60, le=30 * 86_400)
+
     @model_validator(mode="after")
     def _embedded_defaults(self) -> Settings:
         if not self.database_url:

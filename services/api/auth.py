@@ -7,15 +7,25 @@ import time
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
-from flask import Flask, Request, current_app, g, request
+from flask import Flask, Request, current_app, g, redirect, request
+from werkzeug.wrappers import Response
 
 from services.api.errors import ApiError
 from shared.api_keys import digest, verify_key
 from shared.settings import Settings
+from shared.web_sessions import SessionHolder, find_session
 
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/v1/openapi.json"})
+# Dashboard paths anyone may load: the sign-in page and the styles and scripts it uses.
+PUBLIC_UI_PATHS = frozenset({"/ui/signin"})
+PUBLIC_UI_PREFIX = "/ui/static/"
+SIGNIN_PATH = "/ui/signin"
+# The dashboard's session: the cookie holds a random id, never the key.
+SESSION_COOKIE = "gentrain_session"
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FIELD = "csrf_token"
 # A request through a proxy comes from wherever the proxy's client is.
 FORWARDING_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Real-IP")
 # The names a browser on this machine uses for the API; any other Host is DNS rebinding.
@@ -143,6 +153,48 @@ def _refuse_cross_site() -> None:
         raise ApiError(403, "cross_site_request", "cross-site requests are refused without keys")
 
 
+def is_ui_path(path: str) -> bool:
+    """Whether ``path`` is a dashboard page (unauthenticated: sent to sign in, not a 401)."""
+    return path == "/" or path == "/ui" or path.startswith("/ui/")
+
+
+def _is_public(path: str) -> bool:
+    return path in PUBLIC_PATHS or path in PUBLIC_UI_PATHS or path.startswith(PUBLIC_UI_PREFIX)
+
+
+def _presented_csrf_token() -> str | None:
+    """The CSRF token an unsafe request carries: the header (the page's fetch), else the form
+    field (a plain form post)."""
+    token = request.headers.get(CSRF_HEADER)
+    if token:
+        return token
+    if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        return request.form.get(CSRF_FIELD)
+    return None
+
+
+def _session_caller(settings: Settings) -> SessionHolder | None:
+    """The live session the request's cookie names; an unsafe request must carry its CSRF
+    token (a cookie is sent by the browser whoever made the page, a token only by our pages)."""
+    session_id = request.cookies.get(SESSION_COOKIE)
+    if not session_id:
+        return None
+    found = find_session(settings.database_url, session_id)
+    if found is None:
+        return None
+    if request.method in UNSAFE_METHODS and not found.accepts(_presented_csrf_token()):
+        raise ApiError(
+            403, "csrf_failed", f"send the page's CSRF token ({CSRF_HEADER} or {CSRF_FIELD})"
+        )
+    return found
+
+
+def signin_redirect() -> Response:
+    """To the sign-in page, coming back to this page after."""
+    target = request.full_path if request.query_string else request.path
+    return redirect(f"{SIGNIN_PATH}?next={quote(target, safe='/')}", code=302)
+
+
 class ApiRequest(Request):
     """A request whose ``host_url``, the base of every link the API returns, comes from
     GENTRAIN_PUBLIC_URL, never from a ``Host`` header a client made up; without it, the
@@ -163,7 +215,7 @@ def register_auth(app: Flask, settings: Settings) -> None:
     keys = VerifiedKeys(settings.api_key_cache_seconds)
 
     @app.before_request
-    def _authenticate() -> None:
+    def _authenticate() -> Response | None:
         if "\x00" in request.path:
             # No id or name holds a NUL; PostgreSQL cannot even compare one.
             raise ApiError(404, "not_found", "no such resource")
@@ -175,14 +227,23 @@ def register_auth(app: Flask, settings: Settings) -> None:
             _refuse_cross_site()
             g.keyless = True
             g.caller = Caller(owner="", is_admin=True)
-            return
-        if request.path in PUBLIC_PATHS:
+            return None
+        if _is_public(request.path):
             g.caller = Caller(owner="", is_admin=False)
-            return
+            return None
         key = _presented_key()
-        if not key:
-            raise ApiError(401, "unauthorized", "send an API key: Authorization: Bearer <key>")
-        verified = _verified(settings.database_url, keys, key)
-        if verified is None:
-            raise ApiError(401, "unauthorized", "the API key is unknown or revoked")
-        g.caller = verified
+        if key:
+            verified = _verified(settings.database_url, keys, key)
+            if verified is None:
+                raise ApiError(401, "unauthorized", "the API key is unknown or revoked")
+            g.caller = verified
+            return None
+        # A signed-in browser: its cookie stands for the key (an EventSource sends no headers).
+        session = _session_caller(settings)
+        if session is not None:
+            g.web_session = session
+            g.caller = Caller(owner=session.owner, is_admin=session.is_admin)
+            return None
+        if is_ui_path(request.path) and request.method in ("GET", "HEAD"):
+            return signin_redirect()
+        raise ApiError(401, "unauthorized", "send an API key: Authorization: Bearer <key>")
