@@ -6,6 +6,9 @@
 
   var PALETTE = ["#2563eb", "#dc2626", "#059669", "#9333ea", "#d97706", "#0891b2", "#db2777"];
   var HEIGHT = 220;
+  // Steps and epochs are whole numbers: ticks never fall between them.
+  var WHOLE = [1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 2500, 5000, 10000, 20000,
+               25000, 50000, 100000, 200000, 250000, 500000, 1000000];
 
   function color(i) {
     return PALETTE[i % PALETTE.length];
@@ -38,7 +41,7 @@
       width: widthOf(this.figure),
       height: HEIGHT,
       scales: { x: { time: false } },
-      axes: [{ label: xLabel }, { size: 60 }],
+      axes: [{ label: xLabel, incrs: WHOLE }, { size: 60 }],
       series: series,
       legend: { live: true },
     }, empty, this.figure);
@@ -77,6 +80,9 @@
   JobCharts.prototype.build = function () {
     this.charts.forEach(function (chart) { chart.destroy(); });
     this.charts = [];
+    // The "no metrics yet" line goes first, or the first chart is measured beside it.
+    var empty = this.container.querySelector(".empty");
+    if (empty) empty.hidden = this.steps.length > 0;
     var groups = {};
     this.names().forEach(function (name) {
       (groups[groupOf(name)] = groups[groupOf(name)] || []).push(name);
@@ -152,12 +158,17 @@
     return { charts: charts, resize: function () { charts.forEach(function (c) { c.resize(); }); } };
   }
 
-  function onResize(target) {
+  /* Redraw ``target``'s charts at their new width whenever ``container`` changes width. */
+  function onResize(container, target) {
     var pending = null;
-    window.addEventListener("resize", function () {
+    var width = container.getBoundingClientRect().width;
+    new ResizeObserver(function () {
+      var now = container.getBoundingClientRect().width;
+      if (now === width) return;
+      width = now;
       if (pending) cancelAnimationFrame(pending);
       pending = requestAnimationFrame(function () { target.resize(); });
-    });
+    }).observe(container);
   }
 
   window.gentrainCharts = { JobCharts: JobCharts, overlay: overlay, onResize: onResize,

@@ -4,5 +4,5 @@
   var data = JSON.parse(document.getElementById("compare-data").textContent);
   var container = document.getElementById("compare-charts");
   var charts = window.gentrainCharts.overlay(container, data.jobs, data.unit);
-  window.gentrainCharts.onResize(charts);
+  window.gentrainCharts.onResize(container, charts);
 })();

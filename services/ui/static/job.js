@@ -86,7 +86,7 @@
   var charts = null;
   if (chartsEl && window.gentrainCharts) {
     charts = new window.gentrainCharts.JobCharts(chartsEl, data.metrics, data.unit);
-    window.gentrainCharts.onResize(charts);
+    window.gentrainCharts.onResize(chartsEl, charts);
   }
 
   function onMetrics(event) {
