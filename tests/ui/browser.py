@@ -9,7 +9,7 @@ import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import pytest
 from selenium import webdriver
@@ -88,7 +88,8 @@ def save_screenshot(driver: WebDriver, name: str) -> Path:
 
 def console_errors(driver: WebDriver) -> list[dict[str, Any]]:
     """The console's SEVERE entries since last read (reading empties Chromium's buffer)."""
-    return [entry for entry in driver.get_log("browser") if entry.get("level") == "SEVERE"]
+    entries: list[dict[str, Any]] = cast(Any, driver).get_log("browser")  # Chromium's own
+    return [entry for entry in entries if entry.get("level") == "SEVERE"]
 
 
 def assert_no_console_errors(driver: WebDriver) -> None:
