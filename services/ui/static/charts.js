@@ -24,28 +24,38 @@
     return Math.max(240, Math.floor(el.getBoundingClientRect().width) || 480);
   }
 
-  /* One uPlot chart in a <figure>: x values and one series per label. */
+  /* One uPlot chart in a <figure>: x values and one series per label. The figure is placed
+     first and the plot made by ``mount`` once every figure of a group is in place, so each is
+     measured in its own column of the grid, not alone across it. */
   function LineChart(parent, title, xLabel, labels) {
     this.figure = document.createElement("figure");
     this.figure.className = "chart";
     this.figure.setAttribute("data-chart", title);
     parent.appendChild(this.figure);
-    var series = [{ label: xLabel }];
-    labels.forEach(function (label, i) {
+    this.title = title;
+    this.xLabel = xLabel;
+    this.labels = labels;
+    this.plot = null;
+  }
+
+  LineChart.prototype.mount = function () {
+    var series = [{ label: this.xLabel }];
+    this.labels.forEach(function (label, i) {
       series.push({ label: label, stroke: color(i), width: 2, spanGaps: true,
                     points: { show: true, size: 4 } });
     });
-    var empty = [[]].concat(labels.map(function () { return []; }));
+    var empty = [[]].concat(this.labels.map(function () { return []; }));
     this.plot = new uPlot({
-      title: title,
+      title: this.title,
       width: widthOf(this.figure),
       height: HEIGHT,
       scales: { x: { time: false } },
-      axes: [{ label: xLabel, incrs: WHOLE }, { size: 60 }],
+      axes: [{ label: this.xLabel, incrs: WHOLE }, { size: 60 }],
       series: series,
       legend: { live: true },
     }, empty, this.figure);
-  }
+    return this;
+  };
 
   LineChart.prototype.setData = function (columns) {
     this.plot.setData(columns);
@@ -92,6 +102,7 @@
       chart.names = groups[key];
       this.charts.push(chart);
     }
+    this.charts.forEach(function (each) { each.mount(); });
     this.draw();
   };
 
@@ -145,14 +156,16 @@
     });
     steps.sort(function (a, b) { return a - b; });
     var charts = names.map(function (name) {
-      var chart = new LineChart(container, name, unit, jobs.map(function (j) { return j.label; }));
-      chart.setData([steps].concat(jobs.map(function (job) {
+      return new LineChart(container, name, unit, jobs.map(function (j) { return j.label; }));
+    });
+    charts.forEach(function (chart, n) {
+      var name = names[n];
+      chart.mount().setData([steps].concat(jobs.map(function (job) {
         var values = job.metrics.series[name] || [];
         var byStep = {};
         job.metrics.steps.forEach(function (s, i) { byStep[s] = values[i]; });
         return steps.map(function (s) { return s in byStep ? byStep[s] : null; });
       })));
-      return chart;
     });
     container.setAttribute("data-charts", String(charts.length));
     return { charts: charts, resize: function () { charts.forEach(function (c) { c.resize(); }); } };
