@@ -97,7 +97,12 @@
     this.names().forEach(function (name) {
       (groups[groupOf(name)] = groups[groupOf(name)] || []).push(name);
     });
-    for (var key in groups) {
+    // Losses first, whatever order the database kept the names in.
+    var keys = Object.keys(groups).sort(function (a, b) {
+      return (a === "loss" ? 0 : 1) - (b === "loss" ? 0 : 1);
+    });
+    for (var k = 0; k < keys.length; k++) {
+      var key = keys[k];
       var chart = new LineChart(this.container, groups[key].join(", "), this.unit, groups[key]);
       chart.names = groups[key];
       this.charts.push(chart);
