@@ -66,10 +66,22 @@ def _header(stream: IO[bytes], name: str) -> tuple[tuple[int, ...], bool, np.dty
     return tuple(int(size) for size in shape), bool(fortran), dtype
 
 
+def member(archive: zipfile.ZipFile, name: str) -> zipfile.ZipInfo | None:
+    """The archive's member holding array ``name`` (``name.npy``, or ``name`` as uploads may
+    spell it), or None."""
+    for info in archive.infolist():
+        if info.filename.removesuffix(".npy") == name:
+            return info
+    return None
+
+
 def first_images(archive: zipfile.ZipFile, count: int) -> np.ndarray:
     """Up to ``count`` images of ``x_train`` as floats in [0, 1], shape (n, 28, 28); only their
     bytes are decompressed."""
-    with archive.open("x_train.npy") as stream:
+    info = member(archive, "x_train")
+    if info is None:
+        raise PreviewError("the archive holds no x_train")
+    with archive.open(info) as stream:
         shape, fortran, dtype = _header(stream, "x_train")
         if len(shape) < 2 or math.prod(shape[1:]) != SIDE * SIDE:
             raise PreviewError(f"x_train has shape {shape}")
@@ -93,10 +105,11 @@ def first_images(archive: zipfile.ZipFile, count: int) -> np.ndarray:
 
 def label_counts(archive: zipfile.ZipFile) -> list[int] | None:
     """How many training images carry each digit (read in chunks), or None without y_train."""
-    if "y_train.npy" not in archive.namelist():
+    info = member(archive, "y_train")
+    if info is None:
         return None
     counts = np.zeros(LABELS, dtype=np.int64)
-    with archive.open("y_train.npy") as stream:
+    with archive.open(info) as stream:
         _, _, dtype = _header(stream, "y_train")
         step = max(1, LABEL_CHUNK // dtype.itemsize) * dtype.itemsize
         while chunk := stream.read(step):

@@ -12,6 +12,7 @@ import zlib
 
 import numpy as np
 import pytest
+from numpy.lib import format as npy_format
 from PIL import Image
 
 from services.api import create_app
@@ -141,3 +142,17 @@ def test_the_preview_decompresses_only_the_images_it_shows() -> None:
         assert label_counts(spoiled) == [300] * 10
         with pytest.raises((zipfile.BadZipFile, zlib.error)):
             spoiled.read("x_train.npy")
+
+
+def test_the_preview_reads_floats_and_members_named_without_npy() -> None:
+    images = np.linspace(0.0, 1.0, 70 * 784, dtype=np.float32).reshape(70, 784)
+    labels = np.arange(70, dtype=np.int64) % 7
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, array in (("x_train", images), ("y_train", labels)):
+            with archive.open(name, "w") as stream:
+                npy_format.write_array(stream, array)
+    with zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as archive:
+        shown = first_images(archive, PREVIEW_IMAGES)
+        assert np.array_equal(shown, images[:64].reshape(64, 28, 28))
+        assert label_counts(archive) == [10] * 7 + [0] * 3
