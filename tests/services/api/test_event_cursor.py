@@ -60,7 +60,9 @@ def test_a_list_stream_delivers_an_entry_committed_after_a_later_one(pg_database
     """PostgreSQL: a transaction takes an id, a second takes the next and commits first; the
     stream sends the second at once and the first when it commits, and a client resuming from
     between them gets the first and not the second again."""
-    settings = Settings(database_url=pg_database, event_poll_seconds=0.05, event_keepalive_seconds=1)
+    settings = Settings(
+        database_url=pg_database, event_poll_seconds=0.05, event_keepalive_seconds=1
+    )
     client: FlaskClient = create_app(settings).test_client()
     inserted, release = threading.Event(), threading.Event()
     slow_id: list[str] = []

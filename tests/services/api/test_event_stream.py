@@ -45,7 +45,9 @@ def read_events(chunks: Iterator[bytes]) -> Iterator[Event]:
                 name, _, value = line.partition(":")
                 fields[name] = value[1:] if value.startswith(" ") else value
             if "data" in fields:
-                yield Event(fields.get("id"), fields.get("event", "message"), json.loads(fields["data"]))
+                yield Event(
+                    fields.get("id"), fields.get("event", "message"), json.loads(fields["data"])
+                )
 
 
 def stream(client: FlaskClient, path: str, **headers: str) -> Iterator[Event]:
@@ -76,8 +78,14 @@ def run_job(url: str, job_id: str, epochs: int, start: threading.Event | None = 
             start.wait(10)
         with session_scope(url) as session:
             record_epoch(
-                session, job_id, lease, step=step, values={"loss": 1.0 / step}, seconds=0.1,
-                progress=step / epochs, eta_seconds=float(epochs - step),
+                session,
+                job_id,
+                lease,
+                step=step,
+                values={"loss": 1.0 / step},
+                seconds=0.1,
+                progress=step / epochs,
+                eta_seconds=float(epochs - step),
             )
     with session_scope(url) as session:
         stored = StoredObject(key=f"jobs/{job_id}/samples/grid.png", size=10, sha256="0" * 64)
@@ -147,7 +155,9 @@ def test_the_list_stream_shows_jobs_appear_and_change(client: FlaskClient, fast:
         if event.data.get("status") == "succeeded":
             break
     assert [e.data["status"] for e in replayed if e.type == "status"] == [
-        "queued", "running", "succeeded",
+        "queued",
+        "running",
+        "succeeded",
     ]
     fresh = create_test_job(fast.database_url)
     writer = threading.Thread(target=run_job, args=(fast.database_url, fresh, 2))
@@ -160,7 +170,9 @@ def test_the_list_stream_shows_jobs_appear_and_change(client: FlaskClient, fast:
     writer.join()
     assert {event.data["job_id"] for event in seen} == {fresh}
     assert [e.data["status"] for e in seen if e.type == "status"] == [
-        "queued", "running", "succeeded",
+        "queued",
+        "running",
+        "succeeded",
     ]
     assert seen[0].data["kind"] == "autoencoder"
     # Resuming from the middle of the replay gives exactly what followed it, once.
