@@ -4,7 +4,7 @@ streams, the delay from a metrics row's commit to its event, and the memory of a
 
 Run from the repository root::
 
-    .venv/bin/python bench/event_streams.py            # about 6 minutes
+    .venv/bin/python bench/event_streams.py            # about 7 minutes
 
 It serves the API as ``gentrain api`` does by default (2 gevent worker processes), a fresh
 process for each measurement, and in one run:
