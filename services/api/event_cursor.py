@@ -55,12 +55,19 @@ class CrossJobCursor:
             return str(self.floor)
         return f"{self.floor}:{','.join(map(str, above))}"
 
-    def take(self, ids: Iterable[int], now: float | None = None) -> list[int]:
+    def take(self, ids: Iterable[int], now: float | None = None, old: bool = False) -> list[int]:
         """Of ``ids`` (entries found above the floor, ascending), those not read before; the floor
-        then moves up over every settled id."""
+        then moves up over every settled id. ``old``: these entries were written longer than
+        ``GAP_GRACE_SECONDS`` ago, so an id missing below them was rolled back long since (a
+        reader replaying an old log must not wait at each such hole)."""
         fresh = [entry for entry in ids if entry > self.floor and entry not in self._seen]
         self._seen.update(fresh)
-        self._settle(time.monotonic() if now is None else now)
+        now = time.monotonic() if now is None else now
+        if old and fresh:
+            for missing in range(self.floor + 1, min(max(fresh), self.floor + MAX_TRACKED_GAP)):
+                if missing not in self._seen:
+                    self._gaps[missing] = now - GAP_GRACE_SECONDS
+        self._settle(now)
         return fresh
 
     def delivered(self, entry: int) -> None:

@@ -13,11 +13,11 @@ import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from services.api import event_reads
-from services.api.event_cursor import CrossJobCursor
+from services.api.event_cursor import GAP_GRACE_SECONDS, CrossJobCursor
 from services.api.event_wakeups import WakeUps, job_key, owner_key
 from services.api.job_reads import AnyRow
 from shared.db.session import read_connection
@@ -130,14 +130,15 @@ def list_events(
     with settings.wakeups.waiter([owner_key(owner)]) as waiter:
         yield f"retry: {RETRY_MS}\n\n"
         last_sent = time.monotonic()
+        start = cursor.floor
         while True:
             with read_connection(settings.database_url) as connection:
-                rows = event_reads.entries_after(connection, cursor.floor, PAGE)
-            sent = fresh = False
+                rows = event_reads.entries_after(connection, start, PAGE)
+            sent = False
+            settled_before = datetime.now(UTC) - timedelta(seconds=GAP_GRACE_SECONDS)
             for row in rows:  # one at a time: each event's id is the cursor just after it
-                if not cursor.take([row.id]):
+                if not cursor.take([row.id], old=row.at < settled_before):
                     continue
-                fresh = True
                 if row.type not in event_reads.LIST_TYPES:
                     continue
                 if owner is not None and row.owner != owner:
@@ -147,8 +148,12 @@ def list_events(
                 sent = True
             if sent:
                 last_sent = time.monotonic()
-            if len(rows) == PAGE and fresh:
+            if len(rows) == PAGE:
+                # Read on past this page, even while a hole below it holds the floor back (else
+                # a hole with a page behind it would stall the stream for the grace period).
+                start = rows[-1].id
                 continue
+            start = cursor.floor  # caught up: from the floor again, for ids that commit late
             # Waiting out a hole (an id not committed yet): look again soon even unwoken.
             pause = 0.5 if cursor.waiting else settings.keepalive_seconds
             remaining = min(pause, settings.keepalive_seconds - (time.monotonic() - last_sent))

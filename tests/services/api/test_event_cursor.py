@@ -94,3 +94,13 @@ def test_a_list_stream_delivers_an_entry_committed_after_a_later_one(pg_database
 def create_job_now(url: str) -> str:
     with session_scope(url) as session:
         return create_job(session, NewJob("autoencoder", "autoencoder", "", {}))
+
+
+def test_a_hole_below_an_old_entry_is_settled_at_once() -> None:
+    """Replaying an old log: an id missing below entries written long ago was rolled back."""
+    cursor = CrossJobCursor(0)
+    assert cursor.take([1, 3, 4], now=0, old=True) == [1, 3, 4]
+    assert cursor.floor == 4 and not cursor.waiting
+    fresh = CrossJobCursor(4)
+    fresh.take([6], now=0, old=False)
+    assert fresh.floor == 4 and fresh.waiting
