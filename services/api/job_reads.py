@@ -174,8 +174,10 @@ def list_jobs(
     kind: str | None,
     limit: int,
     offset: int,
+    extra_columns: Sequence[Any] = (),
 ) -> tuple[int, list[AnyRow]]:
-    """The total of matching jobs and one page of them, newest first (``owner`` None: all)."""
+    """The total of matching jobs and one page of them, newest first (``owner`` None: all),
+    with ``extra_columns`` of the jobs table beside the summary's."""
     conditions = []
     if owner is not None:
         conditions.append(_J.owner == owner)
@@ -185,7 +187,7 @@ def list_jobs(
         conditions.append(_J.kind == kind)
     total = connection.scalar(select(func.count()).select_from(JOBS).where(*conditions)) or 0
     page = (
-        select(*SUMMARY_COLUMNS)
+        select(*SUMMARY_COLUMNS, *extra_columns)
         .select_from(_WITH_DATASET)
         .where(*conditions)
         .order_by(_J.created_at.desc(), _J.id)

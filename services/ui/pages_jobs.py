@@ -9,11 +9,11 @@ from typing import Any
 
 from flask import render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection
 
-from services.api import deps, event_reads
+from services.api import deps, event_reads, job_reads
 from services.api.auth import caller
-from services.api.job_reads import DATASETS, JOBS, SUMMARY_COLUMNS, AnyRow
+from services.api.job_reads import JOBS, AnyRow
 from services.api.views import job_summary
 from services.ui import display
 from services.ui.blueprint import bp
@@ -23,8 +23,7 @@ from shared.kinds import SAMPLE_KIND, job_kinds
 
 PAGE_SIZE = 25
 _J = JOBS.c
-_FROM = JOBS.outerjoin(DATASETS, DATASETS.c.id == _J.dataset_id)
-_COLUMNS = (*SUMMARY_COLUMNS, _J.results, _J.started_at)
+_EXTRA_COLUMNS = (_J.results, _J.started_at)
 # The one result the table shows of each model kind (the split's prefix varies: test_, val_).
 KEY_RESULTS = {
     "classifier": "accuracy",
@@ -61,22 +60,10 @@ def read_jobs(
     connection: Connection, owner: str | None, status: str | None, kind: str | None, page: int
 ) -> tuple[int, list[dict[str, Any]]]:
     """The total of matching jobs and one page of rows (two statements)."""
-    conditions = []
-    if owner is not None:
-        conditions.append(_J.owner == owner)
-    if status is not None:
-        conditions.append(_J.status == status)
-    if kind is not None:
-        conditions.append(_J.kind == kind)
-    total = connection.scalar(select(func.count()).select_from(JOBS).where(*conditions)) or 0
-    rows = connection.execute(
-        select(*_COLUMNS)
-        .select_from(_FROM)
-        .where(*conditions)
-        .order_by(_J.created_at.desc(), _J.id)
-        .limit(PAGE_SIZE)
-        .offset((page - 1) * PAGE_SIZE)
-    ).all()
+    offset = (page - 1) * PAGE_SIZE
+    total, rows = job_reads.list_jobs(
+        connection, owner, status, kind, PAGE_SIZE, offset, extra_columns=_EXTRA_COLUMNS
+    )
     return total, [row_view(row) for row in rows]
 
 
