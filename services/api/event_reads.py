@@ -4,6 +4,7 @@ as Core statements on an autocommit connection (like ``job_reads``)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy import Connection, String, bindparam, case, func, select
 
@@ -30,9 +31,10 @@ _JOB_ENTRIES = (
 )
 _JOB_STATE = select(_J.owner, _J.status).where(_J.id == _JOB_ID)
 _HEAD = select(func.coalesce(func.max(_E.id), 0))
-# Every entry above a floor (to tell which ids exist), with the job's owner; what the list
-# stream shows is read in full, other entries only by id.
-_LISTED = _E.type.in_(LIST_TYPES)
+_LAST_BEFORE = select(_E.id).where(_E.at < bindparam("at")).order_by(_E.id.desc()).limit(1)
+# Every entry above a floor (to tell which ids exist), with its job's list fields; log entries
+# without their text (a stream that shows logs reads them by itself).
+_NOT_LOG = _E.type != ChangeType.LOG.value
 _ALL_ENTRIES = (
     select(
         _E.id,
@@ -40,7 +42,7 @@ _ALL_ENTRIES = (
         _E.type,
         _E.status,
         _E.message,
-        case((_LISTED, _E.payload), else_=None).label("payload"),
+        case((_NOT_LOG, _E.payload), else_=None).label("payload"),
         _E.at,
         _J.owner,
         _J.kind,
@@ -52,13 +54,6 @@ _ALL_ENTRIES = (
     .select_from(
         EVENTS.join(JOBS, _J.id == _E.job_id).outerjoin(DATASETS, DATASETS.c.id == _J.dataset_id)
     )
-    .where(_E.id > bindparam("floor"))
-    .order_by(_E.id)
-    .limit(bindparam("limit"))
-)
-_ENTRY_OWNERS = (
-    select(_E.id, _E.job_id, _J.owner)
-    .select_from(EVENTS.join(JOBS, _J.id == _E.job_id))
     .where(_E.id > bindparam("floor"))
     .order_by(_E.id)
     .limit(bindparam("limit"))
@@ -83,12 +78,13 @@ def head(connection: Connection) -> int:
     return int(connection.scalar(_HEAD) or 0)
 
 
+def last_before(connection: Connection, at: datetime) -> int:
+    """The highest id of the entries written before ``at`` (0 if none): a scan backwards from the
+    newest, so it costs what was written since."""
+    return int(connection.scalar(_LAST_BEFORE, {"at": at}) or 0)
+
+
 def entries_after(connection: Connection, floor: int, limit: int) -> list[AnyRow]:
-    """Every job's entries above ``floor`` with their jobs' list fields (payloads only of the
-    entry types the list stream shows), oldest first."""
+    """Every job's entries above ``floor`` with their jobs' list fields (log entries without
+    their text), oldest first."""
     return list(connection.execute(_ALL_ENTRIES, {"floor": floor, "limit": limit}).all())
-
-
-def entry_owners(connection: Connection, floor: int, limit: int) -> list[AnyRow]:
-    """Ids of the entries above ``floor`` with their job and its owner, oldest first."""
-    return list(connection.execute(_ENTRY_OWNERS, {"floor": floor, "limit": limit}).all())

@@ -1,7 +1,9 @@
 """Server-Sent Events of the change log: one job's stream, and the stream of an owner's jobs.
 
-Both replay from a cursor and then follow: a stream reads the entries after its cursor, sends
-them, and waits for a wake-up (``event_wakeups``) or its keep-alive before reading again. It
+Both replay from a cursor and then follow: a stream reads the entries after its cursor from the
+database, sends them, and once caught up takes new ones from the process's window of recent
+entries (``event_recent``, read once for all streams by ``event_wakeups``) each time it is woken
+or its keep-alive is due; it reads the database again only if it falls behind the window. It
 holds no database connection while it waits, so an open stream costs its greenlet and a few
 kilobytes, not a worker or a connection. Events carry ``id:`` lines; a client that reconnects
 with ``Last-Event-ID`` gets exactly what it has not had.
@@ -77,18 +79,26 @@ def job_events(settings: StreamSettings, job_id: str, after: int, logs: bool) ->
     """The stream of one job: every entry after ``after``, then new ones as they commit; it ends
     after the job's terminal status (at once if that was already sent)."""
     types = JOB_TYPES + ((ChangeType.LOG.value,) if logs else ())
+    recent = settings.wakeups.recent
     with settings.wakeups.waiter([job_key(job_id)]) as waiter:
         yield f"retry: {RETRY_MS}\n\n"
         checked_end = False
         last_sent = time.monotonic()
+        position: int | None = None  # where it reads on in the process's window, once caught up
         while True:
-            with read_connection(settings.database_url) as connection:
-                rows = event_reads.job_entries(connection, job_id, after, types, PAGE)
-                if not rows and not checked_end:
-                    state = event_reads.job_state(connection, job_id)
-                    if state is None or JobStatus(state.status).is_terminal():
-                        return  # ended before ``after`` (or deleted): nothing more will come
-                    checked_end = True
+            window = recent.since(position) if position is not None else None
+            if window is not None:
+                fresh, position = window
+                rows = [r for r in fresh if r.job_id == job_id and r.id > after and r.type in types]
+            else:
+                mark = recent.mark()  # what this read misses is in the window from here on
+                with read_connection(settings.database_url) as connection:
+                    rows = event_reads.job_entries(connection, job_id, after, types, PAGE)
+                    if not rows and not checked_end:
+                        state = event_reads.job_state(connection, job_id)
+                        if state is None or JobStatus(state.status).is_terminal():
+                            return  # ended before ``after`` (or deleted): nothing more will come
+                        checked_end = True
             for row in rows:
                 after = row.id
                 yield sse(row.type, entry_data(row, settings.base_url), row.id)
@@ -96,8 +106,11 @@ def job_events(settings: StreamSettings, job_id: str, after: int, logs: bool) ->
                     return
             if rows:
                 last_sent = time.monotonic()
+            if window is None:
                 if len(rows) == PAGE:
                     continue
+                # Caught up: the rest comes from the window (log text is not kept there).
+                position = None if logs else mark
             remaining = settings.keepalive_seconds - (time.monotonic() - last_sent)
             if remaining <= 0 or not waiter.wait(remaining):
                 yield ": keep-alive\n\n"
@@ -127,15 +140,23 @@ def list_events(
 ) -> Iterator[str]:
     """The stream of ``owner``'s jobs (None: everyone's): creations, status and progress
     changes after ``cursor``, then new ones as they commit. It never ends by itself."""
+    recent = settings.wakeups.recent
     with settings.wakeups.waiter([owner_key(owner)]) as waiter:
         yield f"retry: {RETRY_MS}\n\n"
         last_sent = time.monotonic()
         start = cursor.floor
+        position: int | None = None  # where it reads on in the process's window, once caught up
         while True:
-            with read_connection(settings.database_url) as connection:
-                rows = event_reads.entries_after(connection, start, PAGE)
+            window = recent.since(position) if position is not None else None
+            if window is not None:
+                rows, position = window
+            else:
+                mark = recent.mark()  # what this read misses is in the window from here on
+                with read_connection(settings.database_url) as connection:
+                    rows = event_reads.entries_after(connection, start, PAGE)
             sent = False
             settled_before = datetime.now(UTC) - timedelta(seconds=GAP_GRACE_SECONDS)
+            cursor.take([])  # settles holes waited out, even when nothing new came
             for row in rows:  # one at a time: each event's id is the cursor just after it
                 if not cursor.take([row.id], old=row.at < settled_before):
                     continue
@@ -148,12 +169,15 @@ def list_events(
                 sent = True
             if sent:
                 last_sent = time.monotonic()
-            if len(rows) == PAGE:
-                # Read on past this page, even while a hole below it holds the floor back (else
-                # a hole with a page behind it would stall the stream for the grace period).
-                start = rows[-1].id
-                continue
-            start = cursor.floor  # caught up: from the floor again, for ids that commit late
+            if window is None:
+                if len(rows) == PAGE:
+                    # Read on past this page, even while a hole below it holds the floor back
+                    # (else a hole with a page behind it would stall the stream for the grace
+                    # period).
+                    start = rows[-1].id
+                    continue
+                start = cursor.floor  # caught up: from the floor again, for ids committed late
+                position = mark  # then from the window
             # Waiting out a hole (an id not committed yet): look again soon even unwoken.
             pause = 0.5 if cursor.waiting else settings.keepalive_seconds
             remaining = min(pause, settings.keepalive_seconds - (time.monotonic() - last_sent))

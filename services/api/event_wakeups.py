@@ -1,12 +1,14 @@
-"""When an open event stream should read the change log again: one watcher per API process.
+"""The process's watcher of the change log: it reads each new entry once and wakes the streams
+that show it.
 
 Streams wait on keys (``job:<id>`` for one job, ``owner:<name>`` or ``all`` for a job list).
-The watcher wakes them from two sources: notifications on Redis (``shared.jobs.notify``), which
-arrive within milliseconds of a commit, and a scan of the change log for ids it has not seen,
-every ``poll_seconds`` without Redis (the embedded mode) and every ``SAFETY_SCAN_SECONDS`` with
-it, so a lost notification only delays an event. Either way one process runs one query per scan,
-however many streams are open, and only while one is. A stream also reads again by itself at
-every keep-alive.
+The watcher reads the entries after its cursor into ``recent`` (``event_recent``), from which
+caught-up streams take them without a query of their own, and wakes the streams of the jobs they
+belong to. It reads when Redis says something changed (``shared.jobs.notify``: within
+milliseconds of a commit, at most one read per ``COALESCE_SECONDS`` however many changes come),
+and otherwise every ``poll_seconds`` without Redis (the embedded mode) and every
+``SAFETY_SCAN_SECONDS`` with it, so a lost notification only delays an event. So one process
+runs one query per read, however many streams are open, and only while one is.
 """
 
 from __future__ import annotations
@@ -16,11 +18,14 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 
 import redis
 
 from services.api import event_reads
-from services.api.event_cursor import CrossJobCursor
+from services.api.event_cursor import GAP_GRACE_SECONDS, CrossJobCursor
+from services.api.event_recent import RecentEntries
+from services.api.job_reads import AnyRow
 from shared.db.session import read_connection
 from shared.jobs import notify
 
@@ -28,7 +33,9 @@ log = logging.getLogger(__name__)
 
 SAFETY_SCAN_SECONDS = 5.0
 RESUBSCRIBE_SECONDS = 5.0
-SCAN_LIMIT = 5000
+# Changes notified within this long of the last read wait for one read together.
+COALESCE_SECONDS = 0.05
+SCAN_LIMIT = 2000
 
 
 def job_key(job_id: str) -> str:
@@ -70,6 +77,7 @@ class WakeUps:
         self._cursor: CrossJobCursor | None = None
         self._thread: threading.Thread | None = None
         self.listening = False  # subscribed to Redis right now
+        self.recent = RecentEntries()
 
     @contextmanager
     def waiter(self, keys: Iterable[str]) -> Iterator[Waiter]:
@@ -78,12 +86,16 @@ class WakeUps:
         with self._lock:
             idle = not any(self._waiters.values())
         start = None
-        if idle:  # scans start at the head, read before the stream's first read
+        if idle:
+            # Reads start below the entries of the last grace period, whose ids may have holes
+            # that commit later; they are settled into the window with the rest.
+            since = datetime.now(UTC) - timedelta(seconds=GAP_GRACE_SECONDS)
             with read_connection(self.database_url) as connection:
-                start = CrossJobCursor(event_reads.head(connection))
+                start = CrossJobCursor(event_reads.last_before(connection, since))
         with self._lock:
             if start is not None and not any(self._waiters.values()):
                 self._cursor = start
+                self.recent.reset()
             for key in keys:
                 self._waiters.setdefault(key, set()).add(waiter)
             if self._thread is None:
@@ -114,38 +126,33 @@ class WakeUps:
         for waiter in waiters:
             waiter.wake()
 
-    def wake_all(self) -> None:
-        """Wake every stream (a notification that names no job, or the scan's start)."""
-        with self._lock:
-            waiters = {waiter for waiters in self._waiters.values() for waiter in waiters}
-        for waiter in waiters:
-            waiter.wake()
-
     def _run(self) -> None:
         pubsub: redis.client.PubSub | None = None
         retry_at = 0.0
         scanned_at = 0.0
+        pending = False  # a change was notified and not read yet
         while True:
             now = time.monotonic()
             if self.broker_url and pubsub is None and now >= retry_at:
                 pubsub = self._subscribe()
                 retry_at = now + RESUBSCRIBE_SECONDS
             interval = SAFETY_SCAN_SECONDS if pubsub is not None else self.poll_seconds
-            wait = max(0.0, scanned_at + interval - now)
+            due = scanned_at + (COALESCE_SECONDS if pending else interval)
             if pubsub is not None:
                 try:
-                    self._listen(pubsub, wait)
+                    pending = self._listen(pubsub, max(0.0, due - now)) or pending
                 except (redis.RedisError, OSError) as error:
                     log.info("event wake-ups: Redis lost (%s); polling the database", error)
                     pubsub, self.listening = None, False
             else:
-                time.sleep(wait)
-            if time.monotonic() - scanned_at >= interval:
-                scanned_at = time.monotonic()
+                time.sleep(max(0.0, due - now))
+            now = time.monotonic()
+            if now - scanned_at >= (COALESCE_SECONDS if pending else interval):
+                scanned_at, pending = now, False
                 try:
                     self._scan()
                 except Exception:  # noqa: BLE001 - a database hiccup: the next scan retries
-                    log.exception("event wake-ups: scan of the change log failed")
+                    log.exception("event wake-ups: read of the change log failed")
 
     def _subscribe(self) -> redis.client.PubSub | None:
         try:
@@ -158,17 +165,15 @@ class WakeUps:
         self.listening = True
         return pubsub
 
-    def _listen(self, pubsub: redis.client.PubSub, seconds: float) -> None:
+    def _listen(self, pubsub: redis.client.PubSub, seconds: float) -> bool:
+        """Wait up to ``seconds`` for a notification; whether one came (it names a job, or
+        nothing: either way the next read finds what changed)."""
         deadline = time.monotonic() + seconds
         while (remaining := deadline - time.monotonic()) > 0:
             message = pubsub.get_message(timeout=remaining)
-            if message is None or message.get("type") != "message":
-                continue
-            parsed = notify.parse(message["data"])
-            if parsed is None:
-                self.wake_all()
-            else:
-                self.wake(*parsed)
+            if message is not None and message.get("type") == "message":
+                return True
+        return False
 
     def _scan(self) -> None:
         with self._lock:
@@ -176,9 +181,21 @@ class WakeUps:
             cursor = self._cursor
         if idle or cursor is None:
             return
+        settled_before = datetime.now(UTC) - timedelta(seconds=GAP_GRACE_SECONDS)
+        fresh: list[AnyRow] = []
+        start = cursor.floor
         with read_connection(self.database_url) as connection:
-            rows = event_reads.entry_owners(connection, cursor.floor, SCAN_LIMIT)
-        fresh = set(cursor.take(row.id for row in rows))
-        for row in rows:
-            if row.id in fresh:
-                self.wake(row.job_id, row.owner)
+            while True:
+                rows = event_reads.entries_after(connection, start, SCAN_LIMIT)
+                for row in rows:
+                    if cursor.take([row.id], old=row.at < settled_before):
+                        fresh.append(row)
+                if len(rows) < SCAN_LIMIT:
+                    break
+                start = rows[-1].id  # read on past a hole that holds the floor back
+        if cursor is not self._cursor:
+            return  # the watcher started again meanwhile, from the head
+        self.recent.extend(fresh)
+        woken: set[tuple[str, str | None]] = {(row.job_id, row.owner) for row in fresh}
+        for job_id, owner in woken:
+            self.wake(job_id, owner)

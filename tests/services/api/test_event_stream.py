@@ -13,10 +13,12 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import event as sa_event
 
 from services.api import create_app
+from services.api.event_recent import RecentEntries
 from shared.api_keys import create_key
-from shared.db.session import session_scope
+from shared.db.session import get_engine, session_scope
 from shared.job_state import JobStatus
 from shared.jobs import claim, finish, record_artifact, record_epoch
 from shared.settings import Settings
@@ -197,3 +199,73 @@ def test_another_owners_job_stream_is_404(fast: Settings) -> None:
     bobs = create_test_job(secured.database_url, owner="bob")
     first = next(stream(client, "/v1/events", **as_bob))
     assert first.data["job_id"] == bobs
+
+
+def follow_all(streams: list[Iterator[Event]]) -> list[list[Event]]:
+    """Read each stream to its end, all at once (one thread each)."""
+    received: list[list[Event]] = [[] for _ in streams]
+
+    def read(index: int) -> None:
+        received[index].extend(streams[index])
+
+    threads = [threading.Thread(target=read, args=(i,)) for i in range(len(streams))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    return received
+
+
+def test_streams_of_one_job_share_the_process_reads(app: Flask, fast: Settings) -> None:
+    client = app.test_client()
+    job_id = create_test_job(fast.database_url)
+    reads: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if "WHERE job_events.job_id =" in statement:  # one stream's own read of its job
+            reads.append(statement)
+
+    engine = get_engine(fast.database_url)
+    sa_event.listen(engine, "before_cursor_execute", count)
+    try:
+        streams = [stream(client, f"/v1/jobs/{job_id}/events") for _ in range(4)]
+        for each in streams:
+            assert next(each).data["status"] == "queued"  # replayed: each has read once
+        replays = len(reads)
+        run_job(fast.database_url, job_id, 6)
+        received = follow_all(streams)
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", count)
+    for events in received:
+        assert [e.data["step"] for e in events if e.type == "metrics"] == [1, 2, 3, 4, 5, 6]
+        assert events[-1].data["status"] == "succeeded"
+    # Following, they took the 6 epochs, artifact and end from the window the process's watcher
+    # reads once: no stream read its job again (each would have read ~9 times without it).
+    assert replays == 4
+    assert len(reads) == replays
+
+
+def test_a_stream_the_window_left_behind_reads_the_database_again(
+    app: Flask, fast: Settings
+) -> None:
+    client = app.test_client()
+    wakeups = app.extensions["gentrain.wakeups"]
+    wakeups.recent = RecentEntries(capacity=2)  # drops entries before slow streams see them
+    job_id = create_test_job(fast.database_url)
+    listed = stream(client, "/v1/events")
+    job = stream(client, f"/v1/jobs/{job_id}/events")
+    assert next(job).data["status"] == "queued"
+    assert next(listed).data["status"] == "queued"
+    run_job(fast.database_url, job_id, 8)  # 8 epochs, 2 entries each, before either reads on
+    events = list(job)
+    assert [e.data["step"] for e in events if e.type == "metrics"] == list(range(1, 9))
+    ids = [int(e.id) for e in events if e.id]
+    assert ids == sorted(set(ids))
+    seen = []
+    for each in listed:
+        seen.append(each)
+        if each.data.get("status") == "succeeded":
+            break
+    assert [e.data["progress"] for e in seen if e.type == "progress"] == [
+        step / 8 for step in range(1, 9)
+    ]
