@@ -158,7 +158,7 @@ class WakeUps:
         try:
             client = redis.Redis.from_url(self.broker_url, socket_connect_timeout=2)
             pubsub = client.pubsub(ignore_subscribe_messages=True)
-            pubsub.subscribe(notify.CHANNEL)
+            pubsub.subscribe(notify.channel(client))
         except (redis.RedisError, OSError) as error:
             log.info("event wake-ups: cannot subscribe on Redis (%s); polling", error)
             return None

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
 
 import redis
 from sqlalchemy import event
@@ -20,18 +19,26 @@ from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "gentrain:job-changes"
+CHANNEL = "gentrain:job-changes"  # then ":<Redis database number>"
 _PENDING = "gentrain.changed_jobs"
 
 _client: redis.Redis | None = None
+_channel = CHANNEL
+
+
+def channel(client: redis.Redis) -> str:
+    """The channel of the deployment whose broker is ``client``'s Redis database (pub/sub
+    channels span a server's databases; deployments that share a server use distinct ones)."""
+    return f"{CHANNEL}:{client.connection_pool.connection_kwargs.get('db', 0)}"
 
 
 def configure(broker_url: str) -> None:
     """Publish this process's job changes on ``broker_url`` if it is Redis (else nothing)."""
-    global _client
+    global _client, _channel
     if broker_url.startswith(("redis://", "rediss://", "unix://")):
         # Short timeouts: a commit never waits long on a hint.
         _client = redis.Redis.from_url(broker_url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        _channel = channel(_client)
     else:
         _client = None
 
@@ -42,20 +49,9 @@ def mark_changed(session: Session, job_id: str, owner: str | None) -> None:
 
 
 def message(job_id: str, owner: str | None) -> str:
-    """The notification of one changed job."""
+    """The notification of one changed job (readers take it as a hint to read the log; the
+    ids help whoever watches the channel with redis-cli)."""
     return json.dumps({"job": job_id, "owner": owner})
-
-
-def parse(data: Any) -> tuple[str, str | None] | None:
-    """The (job id, owner) of a notification, or None if it is not one."""
-    try:
-        decoded = json.loads(data)
-        job_id, owner = decoded["job"], decoded.get("owner")
-    except (TypeError, ValueError, KeyError):
-        return None
-    if not isinstance(job_id, str) or not (owner is None or isinstance(owner, str)):
-        return None
-    return job_id, owner
 
 
 @event.listens_for(Session, "after_commit")
@@ -66,7 +62,7 @@ def _publish(session: Session) -> None:
     try:
         with _client.pipeline(transaction=False) as pipe:
             for job_id, owner in changed.items():
-                pipe.publish(CHANNEL, message(job_id, owner))
+                pipe.publish(_channel, message(job_id, owner))
             pipe.execute()
     except redis.RedisError as error:  # the readers' next poll finds the changes
         log.debug("could not publish job changes: %s", error)
