@@ -19,7 +19,7 @@ def api_command(
 ) -> list[str]:
     """The gunicorn command line serving the API: gevent workers, or gthread for ``threads`` > 1.
 
-    gevent (``services.api.serving.ApiWorker``) gives each connection a greenlet, so a slow
+    gevent (``services.gunicorn_worker.ApiWorker``) gives each connection a greenlet, so a slow
     client (or, later, a long-lived event stream) holds a few kilobytes, not a process or a
     thread; the worker closes a connection whose request line and headers take longer than
     ``header_timeout_seconds`` or that stalls for ``client_idle_timeout_seconds``, and serves at
@@ -29,7 +29,7 @@ def api_command(
     default: a process keeps the connections it accepted, so a few busy clients could all land
     on one process, which gets one core at most.
     """
-    worker_class = "gthread" if threads > 1 else "services.api.serving.ApiWorker"
+    worker_class = "gthread" if threads > 1 else "services.gunicorn_worker.ApiWorker"
     return [
         sys.executable, "-m", "gunicorn",
         "--bind", f"{settings.api_host}:{settings.api_port}",

@@ -1,8 +1,10 @@
 """gunicorn's gevent worker with deadlines for slow clients and JSON for its own errors.
 
-Loaded by the gunicorn master as ``services.api.serving.ApiWorker`` (``gentrain api``), so this
-module imports nothing of the app: psycopg chooses how it waits for PostgreSQL when it is first
-imported, which must be in the worker, after gevent's patch and the choice in ``init_process``.
+Loaded by the gunicorn master as ``services.gunicorn_worker.ApiWorker`` (``gentrain api``), so
+this module stands outside ``services.api`` and imports nothing of the app (a test holds it to
+that): psycopg chooses how it waits for PostgreSQL when it is first imported, which must be in
+the worker, after gevent's patch and the choice in ``init_process``; and whatever the master
+imports before the patch (redis, SQLAlchemy) would be unpatched in every worker it forks.
 """
 
 from __future__ import annotations
