@@ -19,6 +19,8 @@ from services.cli.event_stream import StreamUnavailable, follow_job
 
 # How often a follower asks for more while the job runs.
 FOLLOW_SECONDS = 1.0
+# How long a follower keeps asking through an outage (API restarting, 5xx) before it gives up.
+OUTAGE_SECONDS = 120.0
 
 
 def follow_log(
@@ -63,8 +65,19 @@ def _poll_log(
     write: Callable[[str], None],
     offset: int,
 ) -> dict[str, Any]:
+    down_since: float | None = None
     while True:
-        page = client.logs(job_id, attempt, offset)
+        try:
+            page = client.logs(job_id, attempt, offset)
+        except ApiClientError as error:
+            transient = error.status == 0 or error.status >= 500
+            now = time.monotonic()
+            down_since = now if down_since is None else down_since
+            if not (follow and transient) or now - down_since > OUTAGE_SECONDS:
+                raise
+            time.sleep(FOLLOW_SECONDS)  # the API is restarting or away: from the same offset
+            continue
+        down_since = None
         if page["text"]:
             write(page["text"])
             offset = page["next_offset"]
