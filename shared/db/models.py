@@ -102,7 +102,7 @@ class Job(Base):
     global_batch_size: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     started_at: Mapped[datetime | None] = mapped_column()
-    finished_at: Mapped[datetime | None] = mapped_column()
+    finished_at: Mapped[datetime | None] = mapped_column(index=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     heartbeat_at: Mapped[datetime | None] = mapped_column()
     # When the job id was last put on the queue (a queued job not taken soon is sent again).
@@ -114,6 +114,11 @@ class Job(Base):
     # Set when the worker running it shuts down: stop at the next epoch and hand the job back.
     drain_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     idempotency_key: Mapped[str | None] = mapped_column(String(128))
+    # Retention (issue 13): when the objects of superseded attempts were removed after the job
+    # ended (null: not yet), and when its artifacts were removed for being older than
+    # GENTRAIN_RETAIN_DAYS (the row, metrics and history stay; null: not expired).
+    swept_at: Mapped[datetime | None] = mapped_column()
+    expired_at: Mapped[datetime | None] = mapped_column()
 
     events: Mapped[list[JobEvent]] = relationship(
         back_populates="job", order_by="JobEvent.id", cascade="all, delete-orphan"
