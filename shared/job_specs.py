@@ -97,3 +97,20 @@ def validate_sample_params(params: Any, kind: str | None = None) -> dict[str, An
     """Complete and check a sampling job's params (for a model of ``kind`` if known)."""
     spec = KIND_SPECS.get(kind) if kind is not None else None
     return check_params(params, spec.sample_params if spec else SampleParams)
+
+
+PRIORITY_MIN, PRIORITY_MAX, PRIORITY_DEFAULT = 0, 9, 5
+
+
+def validate_priority(value: Any, cap: int, is_admin: bool) -> int:
+    """A job's priority (0-9, default 5); above ``cap`` only for admins. Raises SpecError
+    naming ``priority``, or PermissionError for a priority above the cap."""
+    if value is None:
+        return PRIORITY_DEFAULT
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SpecError("priority", "priority must be an integer")
+    if not PRIORITY_MIN <= value <= PRIORITY_MAX:
+        raise SpecError("priority", f"priority must be {PRIORITY_MIN}-{PRIORITY_MAX}")
+    if value > cap and not is_admin:
+        raise PermissionError(f"priority above {cap} needs an admin key")
+    return value

@@ -111,6 +111,12 @@ class Settings(BaseSettings):
     # and the server's row both end then; revoking the key ends it at once).
     ui_session_seconds: int = Field(default=12 * 3600, ge=60, le=30 * 86_400)
 
+    # Priorities and logs (issue 13): a job's priority is 0-9 (default 5); above
+    # max_priority_without_admin only an admin key may submit. log_format "json" makes every
+    # process log one JSON object a line (time, level, role, logger, message, request and job ids).
+    max_priority_without_admin: int = Field(default=7, ge=0, le=9)
+    log_format: Literal["text", "json"] = "text"
+
     @model_validator(mode="after")
     def _embedded_defaults(self) -> Settings:
         if not self.database_url:

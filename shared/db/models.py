@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -81,6 +82,8 @@ class Job(Base):
         UniqueConstraint("owner", "idempotency_key", name="uq_jobs_owner_idempotency_key"),
         # The submission rate limit counts an owner's recent jobs.
         Index("ix_jobs_owner_created_at", "owner", "created_at"),
+        # Workers claim the queued job of highest priority, oldest first (issue 13).
+        Index("ix_jobs_queue_order", "status", "priority", "created_at"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
@@ -114,6 +117,8 @@ class Job(Base):
     # Set when the worker running it shuts down: stop at the next epoch and hand the job back.
     drain_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     idempotency_key: Mapped[str | None] = mapped_column(String(128))
+    # 0-9, higher first; among equals, the oldest (created_at) first, re-queued or not.
+    priority: Mapped[int] = mapped_column(Integer, default=5, server_default=text("5"))
     # Retention (issue 13): when the objects of superseded attempts were removed after the job
     # ended (null: not yet), and when its artifacts were removed for being older than
     # GENTRAIN_RETAIN_DAYS (the row, metrics and history stay; null: not expired).

@@ -21,6 +21,7 @@ from shared.jobs.changes import (
     set_status,
     write_lock,
 )
+from shared.kinds import SAMPLE_KIND
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class NewJob:
     dataset_id: str | None = None
     parent_id: str | None = None
     idempotency_key: str | None = None
+    priority: int = 5
 
 
 def create_jobs(session: Session, jobs: Sequence[NewJob]) -> list[str]:
@@ -47,6 +49,7 @@ def create_jobs(session: Session, jobs: Sequence[NewJob]) -> list[str]:
             dataset_id=new.dataset_id,
             parent_id=new.parent_id,
             idempotency_key=new.idempotency_key,
+            priority=new.priority,
             status=JobStatus.QUEUED.value,
         )
         for new in jobs
@@ -54,7 +57,12 @@ def create_jobs(session: Session, jobs: Sequence[NewJob]) -> list[str]:
     session.add_all(rows)
     session.flush()
     for row in rows:
-        payload = {"kind": row.kind, "model_kind": row.model_kind, "parent_id": row.parent_id}
+        payload = {
+            "kind": row.kind,
+            "model_kind": row.model_kind,
+            "parent_id": row.parent_id,
+            "priority": row.priority,
+        }
         append_change(session, row.id, ChangeType.STATUS, status=JobStatus.QUEUED, payload=payload)
     return [row.id for row in rows]
 
@@ -99,6 +107,39 @@ def claim(session: Session, job_id: str, worker: str = "") -> Job | None:
     payload = {"attempt": job.attempts, "worker": job.worker}
     append_change(session, job_id, ChangeType.STATUS, status=JobStatus.RUNNING, payload=payload)
     return job
+
+
+def queue_order() -> tuple[Any, ...]:
+    """The order workers take queued jobs in: highest priority first, then the oldest (a job
+    re-queued after a lost worker or a drain keeps its creation time, so its place)."""
+    return (Job.priority.desc(), Job.created_at, Job.id)
+
+
+def claim_next(session: Session, sampling: bool, worker: str = "") -> Job | None:
+    """Claim the first queued job in queue order, sampling jobs or training jobs; None if none.
+
+    A queue message is a wake-up, not an order: whichever job's id it carries, the worker runs
+    the job that is first in line, so priorities hold on any broker (see README, *Priorities*).
+    """
+    is_sample = Job.kind == SAMPLE_KIND
+    query = (
+        select(Job.id)
+        .where(Job.status == JobStatus.QUEUED.value, is_sample if sampling else ~is_sample)
+        .order_by(*queue_order())
+        .limit(1)
+        # Another worker's candidate is skipped, not waited for (PostgreSQL; SQLite takes the
+        # database's write lock first, so claims there are one at a time).
+        .with_for_update(skip_locked=True)
+    )
+    write_lock(session)
+    for _ in range(10):  # lost races only: each failed claim means another worker took one
+        job_id = session.scalar(query)
+        if job_id is None:
+            return None
+        job = claim(session, job_id, worker)
+        if job is not None:
+            return job
+    return None
 
 
 def request_cancel(session: Session, job_id: str) -> JobStatus:
