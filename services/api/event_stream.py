@@ -99,13 +99,17 @@ def job_events(settings: StreamSettings, job_id: str, after: int, logs: bool) ->
                         if state is None or JobStatus(state.status).is_terminal():
                             return  # ended before ``after`` (or deleted): nothing more will come
                         checked_end = True
+            events, ended = [], False
             for row in rows:
                 after = row.id
-                yield sse(row.type, entry_data(row, settings.base_url), row.id)
-                if _is_terminal(row):
-                    return
-            if rows:
+                events.append(sse(row.type, entry_data(row, settings.base_url), row.id))
+                if ended := _is_terminal(row):
+                    break
+            if events:  # one write for what one read found
+                yield "".join(events)
                 last_sent = time.monotonic()
+            if ended:
+                return
             if window is None:
                 if len(rows) == PAGE:
                     continue
@@ -154,7 +158,7 @@ def list_events(
                 mark = recent.mark()  # what this read misses is in the window from here on
                 with read_connection(settings.database_url) as connection:
                     rows = event_reads.entries_after(connection, start, PAGE)
-            sent = False
+            events = []
             settled_before = datetime.now(UTC) - timedelta(seconds=GAP_GRACE_SECONDS)
             cursor.take([])  # settles holes waited out, even when nothing new came
             for row in rows:  # one at a time: each event's id is the cursor just after it
@@ -165,9 +169,9 @@ def list_events(
                 if owner is not None and row.owner != owner:
                     continue
                 cursor.delivered(row.id)
-                yield sse(row.type, list_entry_data(row), cursor.token())
-                sent = True
-            if sent:
+                events.append(sse(row.type, list_entry_data(row), cursor.token()))
+            if events:  # one write for what one read found
+                yield "".join(events)
                 last_sent = time.monotonic()
             if window is None:
                 if len(rows) == PAGE:
