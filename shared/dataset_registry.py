@@ -6,15 +6,20 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import func, select, text
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from shared.datasets import DatasetError, UploadLimits, check_name, validate_npz
 from shared.db.models import Dataset, new_id
 from shared.db.session import session_scope
+from shared.jobs import JobActive, release_dataset
+from shared.jobs.changes import write_lock
 from shared.settings import Settings
 from shared.storage import ObjectStore, dataset_key
+from shared.usage import QuotaExceeded, check_owner_bytes, owner_usage
+
+__all__ = ["QuotaExceeded"]  # raised here; defined with the other quotas in shared.usage
 
 # Keras's MNIST file (keras.datasets.mnist.load_data downloads the same one).
 MNIST_NAME = "mnist"
@@ -28,18 +33,12 @@ class DatasetExists(Exception):
 
 @dataclass(frozen=True)
 class OwnerQuota:
-    """How many datasets, and how many stored bytes of them, one owner may have."""
+    """How many datasets, and how many stored bytes of them, one owner may have; and how many
+    bytes in all, datasets and job artifacts together (0: no limit)."""
 
     datasets: int
     stored_bytes: int
-
-
-class QuotaExceeded(Exception):
-    """An upload would take its owner over a quota; the message names the limit."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+    total_bytes: int = 0
 
 
 def upload_limits(settings: Settings) -> UploadLimits:
@@ -53,7 +52,11 @@ def upload_limits(settings: Settings) -> UploadLimits:
 
 def owner_quota(settings: Settings) -> OwnerQuota:
     """The per-owner dataset quota, from settings."""
-    return OwnerQuota(settings.max_datasets_per_owner, settings.max_dataset_bytes_per_owner)
+    return OwnerQuota(
+        settings.max_datasets_per_owner,
+        settings.max_dataset_bytes_per_owner,
+        settings.owner_quota_bytes,
+    )
 
 
 def _check_quota(
@@ -75,6 +78,8 @@ def _check_quota(
             f"owner's datasets would take {stored:,} bytes, more than the limit of "
             f"{quota.stored_bytes:,} (GENTRAIN_MAX_DATASET_BYTES_PER_OWNER)"
         )
+    if quota.total_bytes:
+        check_owner_bytes(owner_usage(session, owner), quota.total_bytes, adding or 0)
 
 
 def _record(session: Session, dataset: Dataset, quota: OwnerQuota | None) -> None:
@@ -139,6 +144,44 @@ def register_dataset(
     except QuotaExceeded:
         store.delete(stored.key)
         raise
+    return dataset
+
+
+class DatasetInUse(Exception):
+    """A queued or running job uses the dataset; the message says which."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def delete_dataset(database_url: str, store: ObjectStore, owner: str, name: str) -> Dataset:
+    """Delete ``owner``'s dataset ``name``: its row and its object. Ended jobs that trained on it
+    keep their rows, metrics and artifacts, detached from it (their ``dataset`` reads null).
+    Raises LookupError for no such dataset and DatasetInUse while a job that has not ended uses
+    it. The row is locked while that is checked; a submission locks it too (``FOR SHARE``) while
+    it creates its job, so the two cannot both succeed."""
+    with session_scope(database_url) as session:
+        write_lock(session)  # SQLite: the write lock before the read (PostgreSQL: FOR UPDATE)
+        dataset = session.scalar(
+            select(Dataset).where(Dataset.owner == owner, Dataset.name == name).with_for_update()
+        )
+        if dataset is None:
+            raise LookupError(name)
+        try:
+            release_dataset(session, dataset.id)
+        except JobActive as error:
+            raise DatasetInUse(
+                f"dataset {name!r} is in use: {error.message} (POST /v1/jobs/<id>/cancel)"
+            ) from None
+        session.execute(
+            delete(Dataset)
+            .where(Dataset.id == dataset.id)
+            .execution_options(synchronize_session=False)
+        )
+        session.expunge(dataset)
+    # After the commit: a failure here leaves an object no row names, never a row without one.
+    store.delete(dataset.storage_key)
     return dataset
 
 

@@ -96,6 +96,15 @@ class Settings(BaseSettings):
     max_datasets_per_owner: int = Field(default=100, ge=1)
     max_dataset_bytes_per_owner: int = Field(default=4 * 1024 * 1024 * 1024, ge=1024)
 
+    # Retention and quotas (issue 13). The reaper removes the artifacts of jobs that ended more
+    # than retain_days ago (the row, metrics and history stay, marked expired; 0: keep forever).
+    # An owner's datasets and job artifacts together may take owner_quota_bytes (0: no limit):
+    # an upload that would go over, or a job submitted once at it, is a 409 quota_exceeded.
+    retain_days: float = Field(default=0, ge=0, le=100_000)
+    owner_quota_bytes: int = Field(default=0, ge=0)
+    # Jobs the reaper sweeps (superseded attempts' objects) or expires in one pass.
+    retention_batch: int = Field(default=100, ge=1, le=100_000)
+
     # Job logs (issue 11): a job's stored log (every attempt, in characters) stops at this cap
     # with one truncation notice; the worker stores what a job prints in chunks this often.
     max_log_bytes_per_job: int = Field(default=1024 * 1024, ge=1024, le=1024 * 1024 * 1024)

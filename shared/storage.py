@@ -40,6 +40,11 @@ def job_key(job_id: str, *parts: str) -> str:
     return check_key("/".join(("jobs", job_id, *parts)))
 
 
+def job_prefix(job_id: str) -> str:
+    """The prefix every object of a job is stored under (every attempt's), with its slash."""
+    return check_key(f"jobs/{job_id}") + "/"
+
+
 def dataset_key(dataset_id: str) -> str:
     """Key of an uploaded dataset."""
     return check_key(f"datasets/{dataset_id}.npz")
@@ -83,6 +88,14 @@ class ObjectStore(Protocol):
 
     def delete(self, key: str) -> None:
         """Remove the object at ``key`` (no error if absent)."""
+        ...
+
+    def list_keys(self, prefix: str) -> list[str]:
+        """Every key that starts with ``prefix`` (a folder-like prefix ending in a slash)."""
+        ...
+
+    def delete_many(self, keys: list[str]) -> None:
+        """Remove the objects at ``keys`` (no error for absent ones)."""
         ...
 
     def presigned_url(self, key: str, seconds: int) -> str | None:
@@ -162,6 +175,24 @@ class LocalStore:
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
+
+    def list_keys(self, prefix: str) -> list[str]:
+        folder = self.root / check_key(prefix.rstrip("/"))
+        if not folder.is_dir():
+            return []
+        return sorted(
+            path.relative_to(self.root).as_posix() for path in folder.rglob("*") if path.is_file()
+        )
+
+    def delete_many(self, keys: list[str]) -> None:
+        for key in keys:
+            self.delete(key)
+        # Empty folders left behind would be listed as nothing, but would pile up.
+        for key in keys:
+            parent = self._path(key).parent
+            while parent != self.root and parent.is_dir() and not any(parent.iterdir()):
+                parent.rmdir()
+                parent = parent.parent
 
     def presigned_url(self, key: str, seconds: int) -> str | None:
         return None
@@ -263,6 +294,31 @@ class S3Store:
 
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=check_key(key))
+
+    def list_keys(self, prefix: str) -> list[str]:
+        check_key(prefix.rstrip("/"))
+        self._ensure_bucket()
+        keys: list[str] = []
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=prefix
+        )
+        for page in pages:
+            keys.extend(item["Key"] for item in page.get("Contents", []))
+        return keys
+
+    def delete_many(self, keys: list[str]) -> None:
+        # DeleteObjects takes at most 1,000 keys a request.
+        for start in range(0, len(keys), 1000):
+            batch: list[Any] = [{"Key": check_key(key)} for key in keys[start : start + 1000]]
+            result = self.client.delete_objects(
+                Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True}
+            )
+            if errors := result.get("Errors"):
+                first = errors[0]
+                raise StorageError(
+                    f"cannot delete {len(errors)} objects, e.g. {first.get('Key')}: "
+                    f"{first.get('Message')}"
+                )
 
     def presigned_url(self, key: str, seconds: int) -> str | None:
         url: str = self.public_client.generate_presigned_url(

@@ -25,7 +25,9 @@ from shared.queue import (
     enqueue,
     queue_length,
 )
+from shared.retention import retention_pass
 from shared.settings import Settings
+from shared.storage import ObjectStore, open_store
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +40,15 @@ class ReapReport:
     failed: list[str] = field(default_factory=list)
     cancelled: list[str] = field(default_factory=list)
     resent: list[str] = field(default_factory=list)
+    swept: list[str] = field(default_factory=list)  # superseded attempts' objects removed
+    expired: list[str] = field(default_factory=list)  # artifacts removed (GENTRAIN_RETAIN_DAYS)
 
 
-def reap_once(settings: Settings, app: Celery) -> ReapReport:
-    """One pass: handle jobs with a stale heartbeat, then (re)send queued jobs nobody took."""
+def reap_once(settings: Settings, app: Celery, store: ObjectStore | None = None) -> ReapReport:
+    """One pass: handle jobs with a stale heartbeat, (re)send queued jobs nobody took, then
+    remove ended jobs' superseded and expired objects."""
     report = ReapReport()
+    _retain(settings, store, report)
     now = utcnow()
     stale_before = now - timedelta(seconds=settings.heartbeat_timeout_seconds)
     with session_scope(settings.database_url) as session:
@@ -82,13 +88,27 @@ def reap_once(settings: Settings, app: Celery) -> ReapReport:
     return report
 
 
+def _retain(settings: Settings, store: ObjectStore | None, report: ReapReport) -> None:
+    """Sweep and expire (``shared.retention``); storage being down must not stop the reaping."""
+    try:
+        done = retention_pass(settings, store or open_store(settings))
+    except Exception:  # noqa: BLE001 - retried at the next pass
+        log.warning("retention pass failed; will retry", exc_info=True)
+        return
+    report.swept, report.expired = done.swept, done.expired
+    for name in ("swept", "expired"):
+        if ids := getattr(report, name):
+            log.info("reaper %s: %s", name, ", ".join(ids))
+
+
 def run_reaper(settings: Settings, app: Celery, stop_after: float | None = None) -> None:
     """Reap every ``reaper_interval_seconds`` until interrupted (or ``stop_after`` seconds)."""
     notify.configure(settings.broker_url)  # re-queues and failures wake the API's event streams
+    store = open_store(settings)  # one client for every pass
     started = time.monotonic()
     while stop_after is None or time.monotonic() - started < stop_after:
         try:
-            reap_once(settings, app)
+            reap_once(settings, app, store)
         except Exception:  # noqa: BLE001 - a database hiccup must not end the reaper
             log.exception("reaper pass failed")
         time.sleep(settings.reaper_interval_seconds)

@@ -9,7 +9,7 @@ from services.api.auth import ApiRequest, register_auth
 from services.api.errors import register_error_handlers
 from services.api.event_wakeups import WakeUps
 from services.api.json_provider import FiniteJSONProvider
-from services.api.routes import datasets, events, health, jobs, logs
+from services.api.routes import datasets, events, health, jobs, logs, removal
 from services.api.routes import openapi as openapi_route
 from services.ui import bp as ui_bp
 from shared.jobs import notify
@@ -39,6 +39,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(datasets.bp)
     app.register_blueprint(jobs.bp)
+    app.register_blueprint(removal.bp)
     app.register_blueprint(logs.bp)
     app.register_blueprint(events.bp)
     app.register_blueprint(openapi_route.bp)

@@ -90,6 +90,9 @@ def job_view(record: JobRecord, base_url: str) -> dict[str, Any]:
             "artifacts": [artifact_view(artifact, base_url) for artifact in record.artifacts],
             "artifact_count": max(record.artifact_count, len(record.artifacts)),
             "artifacts_url": f"{base_url}v1/jobs/{job.id}/artifacts",
+            # Retention (GENTRAIN_RETAIN_DAYS) removed its artifacts; metrics and history stay.
+            "expired": job.expired_at is not None,
+            "expired_at": _iso(job.expired_at),
         }
     )
     return view

@@ -24,8 +24,10 @@ from shared.db.models import Dataset, Job, utcnow
 from shared.job_specs import SpecError, validate_sample_params, validate_training_spec
 from shared.job_state import IllegalTransition, JobStatus
 from shared.jobs import NewJob, create_job, mark_enqueued, request_cancel
+from shared.jobs.changes import write_lock
 from shared.kinds import QUALITY_MIN_SAMPLES, SAMPLE_KIND, job_kinds
 from shared.queue import SAMPLE_TASK, TRAIN_TASK, enqueue
+from shared.usage import QuotaExceeded, check_owner_bytes, owner_usage
 
 log = logging.getLogger(__name__)
 bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
@@ -111,6 +113,10 @@ def _check_quota(session: Session, owner: str, sampling: bool) -> None:
             f"at most {limit} {what} a minute; try again shortly",
             headers={"Retry-After": str(max(1, math.ceil(wait)))},
         )
+    try:
+        check_owner_bytes(owner_usage(session, owner), settings.owner_quota_bytes, for_job=True)
+    except QuotaExceeded as error:
+        raise ApiError(409, "quota_exceeded", error.message) from None
     active = session.scalar(
         select(func.count())
         .select_from(Job)
@@ -218,7 +224,8 @@ def submit_job() -> tuple[Response, int]:
                 return _created(existing)
             _check_quota(session, owner, sampling=False)
             query = select(Dataset).where(Dataset.owner == owner, Dataset.name == dataset_name)
-            dataset = session.scalar(query)
+            # Held until the job is committed: a delete of the dataset waits, then sees the job.
+            dataset = session.scalar(query.with_for_update(read=True))
             if dataset is None:
                 hint = ""
                 if dataset_name == MNIST_NAME:
@@ -323,6 +330,19 @@ def cancel_job(job_id: str) -> tuple[Response, int]:
     return jsonify(job_view(_visible_job(job_id), request.host_url)), 202
 
 
+def _held_parent(session: Session, job_id: str) -> Job | None:
+    """The job to sample from, held (FOR SHARE) with its dataset until the sampling job is
+    committed, so a delete of either waits and then sees the new job. Dataset first, then job:
+    the order a dataset delete locks them in."""
+    write_lock(session)  # SQLite: its write lock first (it ignores FOR SHARE)
+    dataset_id = session.scalar(select(Job.dataset_id).where(Job.id == job_id))
+    if dataset_id is not None:
+        session.execute(
+            select(Dataset.id).where(Dataset.id == dataset_id).with_for_update(read=True)
+        )
+    return session.get(Job, job_id, populate_existing=True, with_for_update={"read": True})
+
+
 @bp.post("/<job_id>/samples")
 def sample_job(job_id: str) -> tuple[Response, int]:
     """Draw samples from a trained model: a sampling job writing a PNG grid."""
@@ -335,7 +355,7 @@ def sample_job(job_id: str) -> tuple[Response, int]:
     except SpecError as error:
         raise ApiError(422, "invalid_spec", error.message, error.field) from None
     with deps.db() as session:
-        parent = session.get(Job, job_id)
+        parent = _held_parent(session, job_id)
         if parent is None or not can_see(parent.owner):
             raise not_found("job", job_id)
         _lock_owner(session, parent.owner)
@@ -344,6 +364,10 @@ def sample_job(job_id: str) -> tuple[Response, int]:
         if parent.status != JobStatus.SUCCEEDED.value:
             raise ApiError(
                 409, "conflict", f"job {job_id} is {parent.status}; sample once it has succeeded"
+            )
+        if parent.expired_at is not None:
+            raise ApiError(
+                409, "conflict", f"job {job_id}'s artifacts expired (GENTRAIN_RETAIN_DAYS)"
             )
         _check_quota(session, parent.owner, sampling=True)
         new = NewJob(
