@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from services.api.auth import PUBLIC_PATHS
-from services.api.routes import datasets, events, health, jobs, logs
+from services.api.routes import datasets, events, health, jobs, logs, removal
 from shared.datasets import ARRAY_NAMES, DATASET_NAME
 from shared.job_state import JobStatus
 from shared.kinds import (
@@ -39,8 +39,8 @@ ERRORS: dict[int, tuple[str, str]] = {
     404: ("NotFound", "No such job, dataset or artifact (another owner's rows are 404 too)."),
     409: (
         "Conflict",
-        "Conflicts with the current state (a finished job, an existing name, an owner's "
-        "dataset quota).",
+        "Conflicts with the current state (a finished job, an existing name, a job not ended "
+        "or a dataset in use for a delete, an owner's dataset or storage quota).",
     ),
     413: ("TooLarge", "The request body or the unpacked upload is over the limit."),
     415: ("UnsupportedMediaType", "The body is not sent as application/json."),
@@ -183,6 +183,12 @@ def job_properties() -> tuple[dict[str, Schema], dict[str, Schema]]:
         "artifacts": {**array(ref("Artifact")), "description": "the newest, oldest first"},
         "artifact_count": integer(description="all the job's artifacts; page with artifacts_url"),
         "artifacts_url": string(description="GET it with limit and offset for every artifact"),
+        "expired": {
+            "type": "boolean",
+            "description": "retention (GENTRAIN_RETAIN_DAYS) removed its artifacts; the job, "
+            "its metrics and history stay",
+        },
+        "expired_at": timestamp(null=True),
     }
     return summary, full
 
@@ -220,6 +226,31 @@ def schemas(settings: Settings) -> dict[str, Schema]:
             }
         ),
         "DatasetList": obj({"items": array(ref("Dataset"))}),
+        "DatasetDeleted": obj(
+            {"name": string(), "owner": string(), "deleted": {"type": "boolean", "const": True}}
+        ),
+        "JobDeleted": obj(
+            {
+                "id": string(),
+                "deleted_jobs": {
+                    **array(string()),
+                    "description": "the job, then the sampling jobs deleted with it",
+                },
+            }
+        ),
+        "Usage": obj(
+            {
+                "owner": string(),
+                "datasets": obj(
+                    {"count": integer(), "bytes": integer()}
+                    | {"max_count": integer(1), "max_bytes": integer(1)}
+                ),
+                "artifacts": obj({"count": integer(), "bytes": integer()}),
+                "total_bytes": integer(description="datasets and artifacts: what the quota counts"),
+                "quota_bytes": nullable(integer(1, description="GENTRAIN_OWNER_QUOTA_BYTES")),
+                "retain_days": nullable({"type": "number", "exclusiveMinimum": 0}),
+            }
+        ),
         "Metric": obj(
             {
                 "step": integer(description="the epoch (1-based) or, for a GAN, the global step"),
@@ -305,7 +336,10 @@ def parameters(settings: Settings) -> dict[str, Schema]:
             "after_step", "query", integer(maximum=10**9, default=0), "rows of later steps only"
         ),
         "Owner": parameter(
-            "owner", "query", string(), "admins: the owner whose dataset to get (default: own)"
+            "owner", "query", string(), "admins: the owner whose dataset it is (default: own)"
+        ),
+        "UsageOwner": parameter(
+            "owner", "query", string(), "admins: the owner whose usage to show (default: own)"
         ),
         "JobId": parameter("job_id", "path", string(minLength=1)),
         "DatasetName": parameter("name", "path", string(minLength=1)),
@@ -512,6 +546,14 @@ def paths(settings: Settings) -> dict[str, Any]:
             sample,
         ),
         operation(f"get {artifact}", jobs.get_artifact, files, "404 JobId ArtifactName Redirect"),
+        operation(f"delete {job}", removal.delete_job, found("JobDeleted"), "404 409 JobId"),
+        operation(
+            f"delete {by_name}",
+            removal.delete_dataset,
+            found("DatasetDeleted"),
+            "404 409 DatasetName Owner",
+        ),
+        operation("get /v1/usage", removal.get_usage, found("Usage"), "404 UsageOwner"),
     ]
     result: dict[str, dict[str, Any]] = {}
     for path, method, spec in table:

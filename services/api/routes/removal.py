@@ -9,7 +9,8 @@ from flask import Blueprint, Response, jsonify, request
 from services.api import deps, job_reads
 from services.api.auth import caller, can_see
 from services.api.errors import ApiError, not_found
-from shared.dataset_registry import DatasetInUse, delete_dataset
+from shared import dataset_registry
+from shared.dataset_registry import DatasetInUse
 from shared.db.models import Dataset
 from shared.jobs import JobActive
 from shared.retention import delete_job_and_objects
@@ -39,7 +40,9 @@ def remove_dataset(name: str, owner: str) -> Dataset:
     if owner != caller().owner and not caller().is_admin:
         raise not_found("dataset", name)
     try:
-        return delete_dataset(deps.settings().database_url, deps.store(), owner, name)
+        return dataset_registry.delete_dataset(
+            deps.settings().database_url, deps.store(), owner, name
+        )
     except LookupError:
         raise not_found("dataset", name) from None
     except DatasetInUse as error:
@@ -54,7 +57,7 @@ def delete_job(job_id: str) -> Response:
 
 
 @bp.delete("/v1/datasets/<name>")
-def delete_dataset_route(name: str) -> Response:
+def delete_dataset(name: str) -> Response:
     """Delete one of the caller's datasets (an admin: another owner's with ``?owner=``)."""
     dataset = remove_dataset(name, request.args.get("owner", caller().owner))
     return jsonify({"name": dataset.name, "owner": dataset.owner, "deleted": True})
