@@ -152,3 +152,21 @@ class ApiClient:
                 handle.write(chunk)
                 size += len(chunk)
         return size
+
+    def delete_job(self, job_id: str) -> dict[str, Any]:
+        """Delete an ended job and its sampling jobs (409 while one has not ended)."""
+        result: dict[str, Any] = self._call("DELETE", f"/v1/jobs/{job_id}").json()
+        return result
+
+    def delete_dataset(self, name: str, owner: str | None = None) -> dict[str, Any]:
+        """Delete a dataset (409 while a queued or running job uses it)."""
+        params = {"owner": owner} if owner else {}
+        path = f"/v1/datasets/{name}"
+        result: dict[str, Any] = self._call("DELETE", path, params=params).json()
+        return result
+
+    def usage(self, owner: str | None = None) -> dict[str, Any]:
+        """What the caller (an admin: ``owner``) stores, against the quota."""
+        params = {"owner": owner} if owner else {}
+        result: dict[str, Any] = self._call("GET", "/v1/usage", params=params).json()
+        return result

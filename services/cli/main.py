@@ -10,6 +10,7 @@ from services.cli import (
     kind_commands,
     log_command,
     process_commands,
+    removal_commands,
     tensorboard_command,
     watch_commands,
 )
@@ -26,12 +27,14 @@ for _command in (
     *client_commands.COMMANDS,
     *kind_commands.COMMANDS,
     *watch_commands.COMMANDS,
+    *removal_commands.COMMANDS,
     tensorboard_command.tensorboard,
     log_command.logs,
 ):
     cli.add_command(_command)
 # ``datasets`` mixes an HTTP client's upload/list with the operator's direct fetch-mnist.
 client_commands.datasets.add_command(admin_commands.datasets_fetch_mnist)
+client_commands.datasets.add_command(removal_commands.datasets_delete)
 
 
 if __name__ == "__main__":
