@@ -73,7 +73,10 @@ def make_celery(settings: Settings, name: str = "gentrain") -> Celery:
 
 
 def enqueue(app: Celery, task_name: str, job_id: str) -> None:
-    """Send a job id to the queue of ``task_name``."""
+    """Send a job id to the queue of ``task_name``: a wake-up for the worker that takes it,
+    which runs the queued job first in line (``shared.jobs.claim_next``). Messages carry no
+    priority: the database orders the jobs, on every broker, and keeps a re-queued job's place
+    (a re-sent message would join the back of its broker's list)."""
     app.send_task(task_name, args=[job_id])
 
 

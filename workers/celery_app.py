@@ -6,10 +6,11 @@ import logging
 import os
 from typing import Any
 
-from celery.signals import worker_process_init, worker_shutting_down
+from celery.signals import setup_logging, worker_process_init, worker_shutting_down
 
 from shared.db.session import dispose_engines, session_scope
 from shared.jobs import notify, request_drain
+from shared.log_format import configure as configure_logging
 from shared.queue import make_celery
 from shared.settings import get_settings
 
@@ -19,6 +20,15 @@ app.set_default()
 import workers.tasks  # noqa: E402,F401 - registers the tasks on the app
 
 log = logging.getLogger(__name__)
+
+
+if get_settings().log_format == "json":
+
+    @setup_logging.connect
+    def _json_logs(**_kwargs: Any) -> None:
+        # Connected, this replaces Celery's own logging setup: every record (Celery's, the
+        # runner's, a job's) becomes a JSON line with the job id and attempt it belongs to.
+        configure_logging("worker", "json")
 
 
 @worker_process_init.connect

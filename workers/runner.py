@@ -9,12 +9,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import Session, selectinload
 
 from shared.db.models import Artifact, Dataset, Job
 from shared.db.session import session_scope
 from shared.job_state import IllegalTransition, JobStatus
-from shared.jobs import claim, finish, hand_back
+from shared.jobs import claim, claim_next, finish, hand_back
+from shared.log_format import job_context
 from shared.redaction import Redactor
 from shared.settings import Settings
 from shared.storage import ObjectStore, open_store
@@ -118,16 +119,51 @@ def _handle_failure(
     return RunResult.FINISHED
 
 
-def run_training_job(settings: Settings, job_id: str, worker: str = "") -> RunResult:
-    """Train a queued job to its end; a duplicate delivery of a job not queued does nothing."""
-    with session_scope(settings.database_url) as session:
+def _claim(
+    session: Session, job_id: str, worker: str, sampling: bool, next_in_line: bool
+) -> Job | None:
+    """Claim job ``job_id`` or, ``next_in_line``, the queued job first in line (priority, then
+    age: the message is a wake-up); None, logged, when there is nothing to run."""
+    if not next_in_line:
         job = claim(session, job_id, worker)
+    else:
+        job = claim_next(session, sampling, worker)
+        if job is not None and job.id != job_id:
+            log.info("message of job %s: job %s is first in line; running it", job_id, job.id)
+    if job is None:
+        what = "no job is queued" if next_in_line else f"job {job_id} is not queued"
+        log.info("%s; skipping this delivery", what)
+    return job
+
+
+def run_training_job(
+    settings: Settings, job_id: str, worker: str = "", next_in_line: bool = False
+) -> RunResult:
+    """Train a queued job to its end; a duplicate delivery of a job not queued does nothing.
+    ``next_in_line``: train the queued training job first in line instead (see ``_claim``)."""
+    with session_scope(settings.database_url) as session:
+        job = _claim(session, job_id, worker, False, next_in_line)
         if job is None:
-            log.info("job %s is not queued; skipping this delivery", job_id)
             return RunResult.SKIPPED
+        job_id = job.id
         dataset = session.get(Dataset, job.dataset_id) if job.dataset_id else None
         kind, params, attempts = job.model_kind, dict(job.params), job.attempts
         lease = str(job.lease)
+    with job_context(job_id, attempts):
+        return _train(settings, job_id, worker, dataset, kind, params, attempts, lease)
+
+
+def _train(
+    settings: Settings,
+    job_id: str,
+    worker: str,
+    dataset: Dataset | None,
+    kind: str,
+    params: dict[str, Any],
+    attempts: int,
+    lease: str,
+) -> RunResult:
+    """Train a job this worker has claimed, under ``lease``."""
     max_runtime = params.get("max_runtime_seconds") or settings.default_max_runtime_seconds
     store = open_store(settings)
     reporter = JobReporter(settings, store, job_id, lease, attempts, max_runtime)
@@ -175,13 +211,16 @@ def run_training_job(settings: Settings, job_id: str, worker: str = "") -> RunRe
     return RunResult.FINISHED
 
 
-def run_sampling_job(settings: Settings, job_id: str, worker: str = "") -> RunResult:
-    """Draw sample grids from the parent job's trained model."""
+def run_sampling_job(
+    settings: Settings, job_id: str, worker: str = "", next_in_line: bool = False
+) -> RunResult:
+    """Draw sample grids from the parent job's trained model (``next_in_line``: of the queued
+    sampling job first in line)."""
     with session_scope(settings.database_url) as session:
-        job = claim(session, job_id, worker)
+        job = _claim(session, job_id, worker, True, next_in_line)
         if job is None:
-            log.info("job %s is not queued; skipping this delivery", job_id)
             return RunResult.SKIPPED
+        job_id = job.id
         parent = session.get(Job, job.parent_id, options=[selectinload(Job.artifacts)])
         model_artifact: Artifact | None = None
         trained_with: dict[str, Any] = {}
@@ -191,6 +230,27 @@ def run_sampling_job(settings: Settings, job_id: str, worker: str = "") -> RunRe
         dataset = session.get(Dataset, job.dataset_id) if job.dataset_id else None
         kind, params, parent_id = job.model_kind, dict(job.params), job.parent_id
         attempts, lease = job.attempts, str(job.lease)
+    with job_context(job_id, attempts):
+        return _sample(
+            settings, job_id, worker, kind, params, parent_id, attempts, lease, model_artifact,
+            trained_with, dataset,
+        )  # fmt: skip
+
+
+def _sample(
+    settings: Settings,
+    job_id: str,
+    worker: str,
+    kind: str,
+    params: dict[str, Any],
+    parent_id: str | None,
+    attempts: int,
+    lease: str,
+    model_artifact: Artifact | None,
+    trained_with: dict[str, Any],
+    dataset: Dataset | None,
+) -> RunResult:
+    """Draw the samples of a sampling job this worker has claimed, under ``lease``."""
     store = open_store(settings)
     reporter = JobReporter(settings, store, job_id, lease, attempts)
     # Beats like a training job: a sampling job that outlasts the heartbeat timeout (a large

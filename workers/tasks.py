@@ -1,4 +1,5 @@
-"""Celery tasks: thin wrappers that run a job by id, and send it again if it was handed back."""
+"""Celery tasks: thin wrappers that run the job first in line when a message arrives (the
+message is a wake-up: ``shared.jobs.claim_next``), and send one again if it was handed back."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from workers.runner import RunResult, run_sampling_job, run_training_job
 
 @shared_task(name=TRAIN_TASK, bind=True)
 def train_job(self: Any, job_id: str) -> str:
-    """Train the model of job ``job_id``."""
-    result = run_training_job(get_settings(), job_id, self.request.hostname or "")
+    """Train the training job first in line (``job_id``'s message woke this worker)."""
+    worker = self.request.hostname or ""
+    result = run_training_job(get_settings(), job_id, worker, next_in_line=True)
     if result is RunResult.REQUEUED:
         self.app.send_task(TRAIN_TASK, args=[job_id])
     return result.value
@@ -22,8 +24,9 @@ def train_job(self: Any, job_id: str) -> str:
 
 @shared_task(name=SAMPLE_TASK, bind=True)
 def sample_job(self: Any, job_id: str) -> str:
-    """Draw samples for sampling job ``job_id``."""
-    result = run_sampling_job(get_settings(), job_id, self.request.hostname or "")
+    """Draw samples for the sampling job first in line (woken by ``job_id``'s message)."""
+    worker = self.request.hostname or ""
+    result = run_sampling_job(get_settings(), job_id, worker, next_in_line=True)
     if result is RunResult.REQUEUED:
         self.app.send_task(SAMPLE_TASK, args=[job_id])
     return result.value

@@ -9,6 +9,7 @@ from services.api.auth import ApiRequest, register_auth
 from services.api.errors import register_error_handlers
 from services.api.event_wakeups import WakeUps
 from services.api.json_provider import FiniteJSONProvider
+from services.api.request_ids import register_request_ids
 from services.api.routes import datasets, events, health, jobs, logs, removal
 from services.api.routes import openapi as openapi_route
 from services.ui import bp as ui_bp
@@ -35,6 +36,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     notify.configure(settings.broker_url)  # changes made here wake streams in every process
     register_error_handlers(app)
+    register_request_ids(app)  # first: a request refused by auth has its id too
     register_auth(app, settings)
     app.register_blueprint(health.bp)
     app.register_blueprint(datasets.bp)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
+
+from shared.log_format import request_id
 
 log = logging.getLogger(__name__)
 
@@ -68,5 +70,7 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:
-        log.exception("unhandled error")
+        # The request id is the one the client got back: its report finds this traceback.
+        rid = request_id.get() or "-"
+        log.exception("unhandled error in %s %s (request %s)", request.method, request.path, rid)
         return error_response(500, "internal_error", "internal server error")

@@ -32,6 +32,7 @@ SUMMARY_COLUMNS = (
     _J.kind,
     _J.model_kind,
     _J.status,
+    _J.priority,
     _J.progress,
     DATASETS.c.name.label("dataset_name"),
     _J.parent_id,
@@ -176,10 +177,15 @@ def list_jobs(
     limit: int,
     offset: int,
     extra_columns: Sequence[Any] = (),
+    priority: int | None = None,
+    by_priority: bool = False,
 ) -> tuple[int, list[AnyRow]]:
-    """The total of matching jobs and one page of them, newest first (``owner`` None: all),
-    with ``extra_columns`` of the jobs table beside the summary's."""
+    """The total of matching jobs and one page of them, newest first (``owner`` None: all;
+    ``by_priority``: highest priority first, then newest), with ``extra_columns`` of the jobs
+    table beside the summary's."""
     conditions = []
+    if priority is not None:
+        conditions.append(_J.priority == priority)
     if owner is not None:
         conditions.append(_J.owner == owner)
     if status is not None:
@@ -191,7 +197,7 @@ def list_jobs(
         select(*SUMMARY_COLUMNS, *extra_columns)
         .select_from(_WITH_DATASET)
         .where(*conditions)
-        .order_by(_J.created_at.desc(), _J.id)
+        .order_by(*((_J.priority.desc(),) if by_priority else ()), _J.created_at.desc(), _J.id)
         .limit(limit)
         .offset(offset)
     )

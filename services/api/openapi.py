@@ -12,6 +12,7 @@ from typing import Any
 from services.api.auth import PUBLIC_PATHS
 from services.api.routes import datasets, events, health, jobs, logs, removal
 from shared.datasets import ARRAY_NAMES, DATASET_NAME
+from shared.job_specs import PRIORITY_DEFAULT, PRIORITY_MAX, PRIORITY_MIN
 from shared.job_state import JobStatus
 from shared.kinds import (
     KIND_SPECS,
@@ -36,6 +37,7 @@ DATASET_LINK = {"operationId": "getDataset", "parameters": {"name": "$response.b
 ERRORS: dict[int, tuple[str, str]] = {
     400: ("BadRequest", "Malformed request: invalid JSON, or a missing multipart field."),
     401: ("Unauthorized", "No API key, or an unknown or revoked one."),
+    403: ("Forbidden", "Not allowed for this key: a priority above the cap needs an admin key."),
     404: ("NotFound", "No such job, dataset or artifact (another owner's rows are 404 too)."),
     409: (
         "Conflict",
@@ -113,6 +115,15 @@ def params_schema(model: type[Params], caps: dict[str, int]) -> Schema:
     return schema
 
 
+PRIORITY = integer(
+    PRIORITY_MIN,
+    maximum=PRIORITY_MAX,
+    default=PRIORITY_DEFAULT,
+    description="higher runs first; among equals the oldest job first (above the cap, "
+    "GENTRAIN_MAX_PRIORITY_WITHOUT_ADMIN, admin keys only: 403)",
+)
+
+
 def submission_schema(spec: KindSpec) -> Schema:
     """The body of ``POST /v1/jobs`` for one model kind."""
     kind = spec.name
@@ -122,8 +133,9 @@ def submission_schema(spec: KindSpec) -> Schema:
             pattern=DATASET_NAME.pattern, description="an uploaded dataset", examples=["mnist"]
         ),
         "params": ref(f"{kind.capitalize()}Params"),
+        "priority": PRIORITY,
     }
-    return obj(properties, optional=("params",))
+    return obj(properties, optional=("params", "priority"))
 
 
 def json_content(schema: Schema) -> dict[str, Any]:
@@ -159,6 +171,7 @@ def job_properties() -> tuple[dict[str, Schema], dict[str, Schema]]:
         "kind": enum_of(job_kinds()),
         "model_kind": enum_of(model_kinds()),
         "status": enum_of(JobStatus),
+        "priority": integer(PRIORITY_MIN, maximum=PRIORITY_MAX),
         "progress": {"type": "number", "minimum": 0, "maximum": 1},
         "dataset": nullable(string()),
         "parent_id": nullable(string(description="the training job a sampling job draws from")),
@@ -306,7 +319,9 @@ def schemas(settings: Settings) -> dict[str, Schema]:
                 },
             },
         },
-        "SampleRequest": obj({"params": ref("SampleParams")}, optional=("params",)),
+        "SampleRequest": obj(
+            {"params": ref("SampleParams"), "priority": PRIORITY}, optional=("params", "priority")
+        ),
         # The sampling route validates before it knows the model's kind: the common parameters.
         "SampleParams": params_schema(SampleParams, caps),
     }
@@ -370,6 +385,13 @@ def parameters(settings: Settings) -> dict[str, Schema]:
         ),
         "Status": parameter("status", "query", enum_of(JobStatus)),
         "Kind": parameter("kind", "query", enum_of(job_kinds())),
+        "Priority": parameter("priority", "query", integer(PRIORITY_MIN, maximum=PRIORITY_MAX)),
+        "Sort": parameter(
+            "sort",
+            "query",
+            enum_of(["created", "priority"]),
+            "created (default): newest first; priority: highest first, then newest",
+        ),
         "Limit": parameter("limit", "query", integer(1, maximum=500, default=50)),
         "Offset": parameter("offset", "query", integer(maximum=10**9, default=0)),
         "IdempotencyKey": parameter(
@@ -511,9 +533,18 @@ def paths(settings: Settings) -> dict[str, Any]:
             f"get {by_name}", datasets.get_dataset, found("Dataset"), "404 409 DatasetName Owner"
         ),
         operation(
-            "post /v1/jobs", jobs.submit_job, queued, "400 413 415 422 429 IdempotencyKey", submit
+            "post /v1/jobs",
+            jobs.submit_job,
+            queued,
+            "400 403 413 415 422 429 IdempotencyKey",
+            submit,
         ),
-        operation("get /v1/jobs", jobs.list_jobs, found("JobList"), "422 Status Kind Limit Offset"),
+        operation(
+            "get /v1/jobs",
+            jobs.list_jobs,
+            found("JobList"),
+            "422 Status Kind Priority Sort Limit Offset",
+        ),
         operation(f"get {job}", jobs.get_job, found("Job"), "404 JobId"),
         operation(
             f"get {job}/metrics",
@@ -542,7 +573,7 @@ def paths(settings: Settings) -> dict[str, Any]:
             f"post {job}/samples",
             jobs.sample_job,
             queued,
-            "400 404 409 413 415 422 429 JobId",
+            "400 403 404 409 413 415 422 429 JobId",
             sample,
         ),
         operation(f"get {artifact}", jobs.get_artifact, files, "404 JobId ArtifactName Redirect"),
@@ -575,7 +606,9 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                 "Training job queue for small generative image models. Every error is "
                 '`{"error": {"code", "message", "field"}}`; request bodies are limited to '
                 f"{settings.max_upload_bytes} bytes (uploads) and {settings.max_json_bytes} "
-                f"bytes, nested at most {settings.max_json_depth} deep (JSON)."
+                f"bytes, nested at most {settings.max_json_depth} deep (JSON). Every response "
+                "carries an `X-Request-ID` header: the client's own if it sent a sane one (1-128 "
+                "of `A-Za-z0-9._:+/=-`), else a fresh one; the API's log lines name it."
             ),
         },
         "servers": [{"url": "/"}],

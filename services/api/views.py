@@ -55,6 +55,7 @@ def job_summary(job: AnyRow) -> dict[str, Any]:
         "kind": job.kind,
         "model_kind": job.model_kind,
         "status": job.status,
+        "priority": job.priority,
         "progress": round(job.progress, 4),
         "dataset": job.dataset_name,
         "parent_id": job.parent_id,

@@ -7,5 +7,11 @@ a proxy header needs one (README, *Keys and owners*).
 """
 
 from services.api import create_app
+from shared.log_format import configure
+from shared.settings import get_settings
 
+if get_settings().log_format == "json":
+    # The app's records as JSON lines like gunicorn's (services.gunicorn_logging), each with
+    # the id of the request it was logged in.
+    configure("api", "json")
 app = create_app()

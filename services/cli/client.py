@@ -69,17 +69,24 @@ class ApiClient:
         items: list[dict[str, Any]] = self._call("GET", "/v1/datasets").json()["items"]
         return items
 
-    def submit(self, kind: str, dataset: str, params: dict[str, Any]) -> dict[str, Any]:
-        """Submit a training job."""
-        body = {"kind": kind, "dataset": dataset, "params": params}
+    def submit(
+        self, kind: str, dataset: str, params: dict[str, Any], priority: int | None = None
+    ) -> dict[str, Any]:
+        """Submit a training job (``priority`` None: the API's default)."""
+        body: dict[str, Any] = {"kind": kind, "dataset": dataset, "params": params}
+        if priority is not None:
+            body["priority"] = priority
         job: dict[str, Any] = self._call("POST", "/v1/jobs", json=body).json()
         return job
 
-    def sample(self, job_id: str, params: dict[str, Any]) -> dict[str, Any]:
+    def sample(
+        self, job_id: str, params: dict[str, Any], priority: int | None = None
+    ) -> dict[str, Any]:
         """Submit a sampling job from a trained job."""
-        job: dict[str, Any] = self._call(
-            "POST", f"/v1/jobs/{job_id}/samples", json={"params": params}
-        ).json()
+        body: dict[str, Any] = {"params": params}
+        if priority is not None:
+            body["priority"] = priority
+        job: dict[str, Any] = self._call("POST", f"/v1/jobs/{job_id}/samples", json=body).json()
         return job
 
     def job(self, job_id: str) -> dict[str, Any]:

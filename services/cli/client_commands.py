@@ -38,6 +38,12 @@ def _call(action: Any) -> Any:
 api_url_option = click.option(
     "--api-url", envvar="GENTRAIN_API_URL", default=None, help="API base URL"
 )
+priority_option = click.option(
+    "--priority",
+    type=click.IntRange(0, 9),
+    default=None,
+    help="0-9, higher runs first (default 5; above 7 needs an admin key by default)",
+)
 
 
 @click.group()
@@ -80,22 +86,26 @@ def datasets_show(name: str, owner: str | None, api_url: str | None) -> None:
     multiple=True,
     help="KEY=VALUE, repeatable; VALUE is read by the parameter's type (gentrain kinds KIND)",
 )
+@priority_option
 @api_url_option
-def submit(kind: str, dataset: str, params: tuple[str, ...], api_url: str | None) -> None:
+def submit(
+    kind: str, dataset: str, params: tuple[str, ...], priority: int | None, api_url: str | None
+) -> None:
     """Submit a training job of KIND; prints the job id."""
     body = parse_params(params, KIND_SPECS[kind].params)
-    job = _call(lambda: _client(api_url).submit(kind, dataset, body))
+    job = _call(lambda: _client(api_url).submit(kind, dataset, body, priority))
     click.echo(job["id"])
 
 
 @click.command()
 @click.argument("job_id")
 @click.option("--param", "-p", "params", multiple=True, help="KEY=VALUE, e.g. count=64")
+@priority_option
 @api_url_option
-def sample(job_id: str, params: tuple[str, ...], api_url: str | None) -> None:
+def sample(job_id: str, params: tuple[str, ...], priority: int | None, api_url: str | None) -> None:
     """Draw samples from trained job JOB_ID; prints the sampling job's id."""
     body = parse_params(params, SampleParams)
-    job = _call(lambda: _client(api_url).sample(job_id, body))
+    job = _call(lambda: _client(api_url).sample(job_id, body, priority))
     click.echo(job["id"])
 
 

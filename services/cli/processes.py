@@ -13,6 +13,11 @@ from collections.abc import Sequence
 from shared.queue import SAMPLE_QUEUE, TRAIN_QUEUE
 from shared.settings import Settings
 
+# gunicorn's default access line with the request's id at the end.
+ACCESS_LOG_FORMAT = (
+    '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %({x-request-id}o)s'
+)
+
 
 def api_command(
     settings: Settings, workers: int, threads: int = 1, keep_alive: int = 0
@@ -30,6 +35,10 @@ def api_command(
     on one process, which gets one core at most.
     """
     worker_class = "gthread" if threads > 1 else "services.gunicorn_worker.ApiWorker"
+    # The request id in each access line; as JSON lines with GENTRAIN_LOG_FORMAT=json.
+    logging = ["--access-logformat", ACCESS_LOG_FORMAT]
+    if settings.log_format == "json":
+        logging = ["--logger-class", "services.gunicorn_logging.JsonLogger"]
     return [
         sys.executable, "-m", "gunicorn",
         "--bind", f"{settings.api_host}:{settings.api_port}",
@@ -40,7 +49,7 @@ def api_command(
         "--keep-alive", str(keep_alive),
         # A worker whose event loop is blocked this long (a request burning CPU) is restarted.
         "--timeout", "120",
-        "--access-logfile", "-",
+        "--access-logfile", "-", *logging,
         "--graceful-timeout", "10",
         # gunicorn 27 puts a control socket in $HOME by default; several APIs on a host collide.
         "--no-control-socket",
@@ -83,12 +92,11 @@ def reaper_command() -> list[str]:
 
 def run_reaper_process(settings: Settings) -> None:
     """Run the reaper in this process until SIGTERM or Ctrl-C."""
-    import logging
-
+    from shared.log_format import configure
     from shared.queue import make_celery
     from workers.reaper import run_reaper
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s reaper %(levelname)s %(message)s")
+    configure("reaper", settings.log_format, "%(asctime)s reaper %(levelname)s %(message)s")
 
     def stop(_signum: int, _frame: object) -> None:
         raise SystemExit(0)

@@ -21,7 +21,12 @@ from services.api.views import artifact_view, job_summary, job_view, metric_view
 from shared.dataset_registry import MNIST_NAME
 from shared.datasets import is_dataset_name
 from shared.db.models import Dataset, Job, utcnow
-from shared.job_specs import SpecError, validate_sample_params, validate_training_spec
+from shared.job_specs import (
+    SpecError,
+    validate_priority,
+    validate_sample_params,
+    validate_training_spec,
+)
 from shared.job_state import IllegalTransition, JobStatus
 from shared.jobs import NewJob, create_job, mark_enqueued, request_cancel
 from shared.jobs.changes import write_lock
@@ -32,7 +37,8 @@ from shared.usage import QuotaExceeded, check_owner_bytes, owner_usage
 log = logging.getLogger(__name__)
 bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
 
-SUBMIT_FIELDS = {"kind", "dataset", "params"}
+SUBMIT_FIELDS = {"kind", "dataset", "params", "priority"}
+SAMPLE_FIELDS = {"params", "priority"}
 
 
 def _visible_job(job_id: str) -> JobRecord:
@@ -133,6 +139,19 @@ def _check_quota(session: Session, owner: str, sampling: bool) -> None:
         )
 
 
+def _priority(body: dict[str, Any]) -> int:
+    """The job's priority (0-9, default 5): a 422 naming ``priority`` when it is not one, a 403
+    above GENTRAIN_MAX_PRIORITY_WITHOUT_ADMIN for a caller who is no admin."""
+    try:
+        return validate_priority(
+            body.get("priority"), deps.settings().max_priority_without_admin, caller().is_admin
+        )
+    except SpecError as error:
+        raise ApiError(422, "invalid_spec", error.message, error.field) from None
+    except PermissionError as error:
+        raise ApiError(403, "forbidden", str(error), "priority") from None
+
+
 def _check_held_out(params: dict[str, Any], dataset: Dataset) -> None:
     """A 422 when quality evaluation is asked for (``quality_samples``) but the dataset's
     held-out split (x_test, else x_train) has too few images to score against."""
@@ -216,6 +235,7 @@ def submit_job() -> tuple[Response, int]:
     if not is_dataset_name(dataset_name):
         raise ApiError(422, "invalid_spec", "dataset must name an uploaded dataset", "dataset")
     owner, key = caller().owner, _idempotency_key()
+    priority = _priority(body)
     seen = (body["kind"], dataset_name, params)
     try:
         with deps.db() as session:
@@ -237,7 +257,9 @@ def submit_job() -> tuple[Response, int]:
                 )
             _check_held_out(params, dataset)
             kind = body["kind"]
-            new = NewJob(kind, kind, owner, params, dataset_id=dataset.id, idempotency_key=key)
+            new = NewJob(
+                kind, kind, owner, params, dataset.id, idempotency_key=key, priority=priority
+            )
             job_id = create_job(session, new)
     except IntegrityError:
         # The same Idempotency-Key raced in from another request: answer with that job.
@@ -252,7 +274,8 @@ def submit_job() -> tuple[Response, int]:
 
 @bp.get("")
 def list_jobs() -> Response:
-    """Jobs, newest first, filtered by status and kind, then paginated."""
+    """Jobs, newest first (``sort=priority``: highest priority first), filtered by status, kind
+    and priority, then paginated."""
     status = request.args.get("status")
     if status is not None and status not in {s.value for s in JobStatus}:
         raise ApiError(422, "invalid_parameter", f"unknown status {status!r}", "status")
@@ -261,9 +284,15 @@ def list_jobs() -> Response:
         raise ApiError(422, "invalid_parameter", f"unknown kind {kind!r}", "kind")
     limit = deps.query_int("limit", 50, 1, 500)
     offset = deps.query_int("offset", 0, 0, 10**9)
+    priority = deps.query_int("priority", -1, 0, 9) if "priority" in request.args else None
+    sort = request.args.get("sort", "created")
+    if sort not in ("created", "priority"):
+        raise ApiError(422, "invalid_parameter", "sort must be created or priority", "sort")
     owner = None if caller().is_admin else caller().owner
     with deps.db_read() as connection:
-        total, rows = job_reads.list_jobs(connection, owner, status, kind, limit, offset)
+        total, rows = job_reads.list_jobs(
+            connection, owner, status, kind, limit, offset, (), priority, sort == "priority"
+        )
     items = [job_summary(row) for row in rows]
     return jsonify({"items": items, "total": total, "limit": limit, "offset": offset})
 
@@ -347,13 +376,14 @@ def _held_parent(session: Session, job_id: str) -> Job | None:
 def sample_job(job_id: str) -> tuple[Response, int]:
     """Draw samples from a trained model: a sampling job writing a PNG grid."""
     body = deps.json_body(optional=True)
-    unknown = sorted(set(body) - {"params"})
+    unknown = sorted(set(body) - SAMPLE_FIELDS)
     if unknown:
         raise ApiError(422, "unknown_field", f"unknown field {unknown[0]!r}", unknown[0])
     try:
         params = validate_sample_params(body.get("params"))
     except SpecError as error:
         raise ApiError(422, "invalid_spec", error.message, error.field) from None
+    priority = _priority(body)
     with deps.db() as session:
         parent = _held_parent(session, job_id)
         if parent is None or not can_see(parent.owner):
@@ -377,6 +407,7 @@ def sample_job(job_id: str) -> tuple[Response, int]:
             params,
             dataset_id=parent.dataset_id,
             parent_id=parent.id,
+            priority=priority,
         )
         new_id = create_job(session, new)
     _enqueue(new_id, SAMPLE_TASK)

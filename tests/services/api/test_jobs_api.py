@@ -89,11 +89,26 @@ def test_submit_queues_the_job_and_sends_only_its_id(
         ({"kind": "autoencoder", "dataset": "nope"}, None, 422, "dataset", "not found"),
         ({"kind": "autoencoder"}, None, 422, "dataset", "dataset"),
         (
-            {"kind": "autoencoder", "dataset": "mnist", "priority": 1},
+            {"kind": "autoencoder", "dataset": "mnist", "queue": "fast"},
+            None,
+            422,
+            "queue",
+            "unknown field",
+        ),
+        ({"kind": "autoencoder", "dataset": "mnist", "priority": 10}, None, 422, "priority", "0-9"),
+        (
+            {"kind": "autoencoder", "dataset": "mnist", "priority": "9"},
             None,
             422,
             "priority",
-            "unknown field",
+            "integer",
+        ),
+        (
+            {"kind": "autoencoder", "dataset": "mnist", "priority": True},
+            None,
+            422,
+            "priority",
+            "integer",
         ),
     ],
 )
