@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from services.api.auth import PUBLIC_PATHS
+from services.api.auth import CSRF_FIELD, CSRF_HEADER, PUBLIC_PATHS, SESSION_COOKIE
 from services.api.routes import datasets, events, health, jobs, logs, removal
 from shared.datasets import ARRAY_NAMES, DATASET_NAME
 from shared.job_specs import PRIORITY_DEFAULT, PRIORITY_MAX, PRIORITY_MIN
@@ -594,7 +594,11 @@ def paths(settings: Settings) -> dict[str, Any]:
 
 def openapi_document(settings: Settings) -> dict[str, Any]:
     """The OpenAPI document of the API as configured by ``settings``."""
-    security: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"apiKeyHeader": []}]
+    security: list[dict[str, list[str]]] = [
+        {"bearerAuth": []},
+        {"apiKeyHeader": []},
+        {"dashboardSession": []},
+    ]
     if not settings.auth_required:
         security.append({})  # this deployment (loopback only) accepts requests without a key
     return {
@@ -626,6 +630,16 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                     "description": "an API key from `gentrain keys create`",
                 },
                 "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+                "dashboardSession": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": SESSION_COOKIE,
+                    "description": (
+                        "the dashboard's session, set by signing in at `/ui/signin` with a key "
+                        f"(what an `EventSource` sends); a POST or DELETE with it also needs the "
+                        f"page's CSRF token in `{CSRF_HEADER}` or the form field `{CSRF_FIELD}`"
+                    ),
+                },
             },
         },
     }
