@@ -9,6 +9,7 @@ from services.ui import (  # noqa: F401 - each module adds its pages to the blue
     pages_job,
     pages_jobs,
     pages_new,
+    pages_removal,
     signin,
 )
 from services.ui.blueprint import bp

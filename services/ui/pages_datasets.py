@@ -159,6 +159,7 @@ def dataset(name: str) -> ResponseReturnValue:
         total=total,
         display=display,
         grid_url=page_url("ui.dataset_grid", found),
+        delete_url=page_url("ui.delete_dataset", found),
         new_job_url=ui_url("ui.new_job", "", dataset=found["name"]) if own else "",
         show_owner=caller().is_admin and bool(caller().owner),
     )
