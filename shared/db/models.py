@@ -223,3 +223,16 @@ class WebSession(Base):
     csrf_token: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class ObjectRemoval(Base):
+    """Objects to remove from storage: what a deleted job or dataset, or an expired job, left.
+    Removed right after the rows, and again by the reaper once a grace period has passed (an
+    upload by a worker frozen across the delete lands late; storage may have been down)."""
+
+    __tablename__ = "object_removals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # An object's key, or a prefix (ending in "/") under which every object goes.
+    key: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
