@@ -16,6 +16,7 @@ text (a stream that shows logs reads them itself).
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Sequence
 
 from services.api.job_reads import AnyRow
@@ -31,20 +32,32 @@ class RecentEntries:
         self._capacity = capacity
         self._rows: list[AnyRow] = []
         self._first = 0  # the position of _rows[0]
+        # Each job's entries in the window with their positions (a job's stream looks at its
+        # own, not at every job's).
+        self._by_job: dict[str, deque[tuple[int, AnyRow]]] = {}
 
     def reset(self) -> None:
         """Start again empty (the watcher restarted); no earlier position is valid any more."""
         with self._lock:
             self._first += len(self._rows) + 1
             self._rows = []
+            self._by_job = {}
 
     def extend(self, rows: Sequence[AnyRow]) -> None:
         """Add entries just settled; drop the oldest past the capacity."""
         with self._lock:
+            position = self._first + len(self._rows)
+            for offset, row in enumerate(rows):
+                self._by_job.setdefault(row.job_id, deque()).append((position + offset, row))
             self._rows.extend(rows)
             excess = len(self._rows) - self._capacity
             if excess > 0:
                 dropped = max(excess, self._capacity // 4)
+                for row in self._rows[:dropped]:
+                    entries = self._by_job[row.job_id]
+                    entries.popleft()
+                    if not entries:
+                        del self._by_job[row.job_id]
                 del self._rows[:dropped]
                 self._first += dropped
 
@@ -61,3 +74,17 @@ class RecentEntries:
             if not self._first <= position <= end:
                 return None
             return self._rows[position - self._first :], end
+
+    def since_for_job(self, job_id: str, position: int) -> tuple[list[AnyRow], int] | None:
+        """``since`` for the entries of one job only."""
+        with self._lock:
+            end = self._first + len(self._rows)
+            if not self._first <= position <= end:
+                return None
+            found: list[AnyRow] = []
+            for at, row in reversed(self._by_job.get(job_id, ())):
+                if at < position:
+                    break
+                found.append(row)
+            found.reverse()
+            return found, end

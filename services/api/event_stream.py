@@ -86,10 +86,10 @@ def job_events(settings: StreamSettings, job_id: str, after: int, logs: bool) ->
         last_sent = time.monotonic()
         position: int | None = None  # where it reads on in the process's window, once caught up
         while True:
-            window = recent.since(position) if position is not None else None
+            window = recent.since_for_job(job_id, position) if position is not None else None
             if window is not None:
                 fresh, position = window
-                rows = [r for r in fresh if r.job_id == job_id and r.id > after and r.type in types]
+                rows = [row for row in fresh if row.id > after and row.type in types]
             else:
                 mark = recent.mark()  # what this read misses is in the window from here on
                 with read_connection(settings.database_url) as connection:

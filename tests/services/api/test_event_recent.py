@@ -8,7 +8,7 @@ from services.api.event_recent import RecentEntries
 
 
 def rows(*ids: int) -> list[SimpleNamespace]:
-    return [SimpleNamespace(id=entry) for entry in ids]
+    return [SimpleNamespace(id=entry, job_id="j") for entry in ids]
 
 
 def ids(taken: tuple[list[SimpleNamespace], int] | None) -> list[int] | None:
@@ -43,3 +43,20 @@ def test_no_position_from_before_a_reset_is_valid() -> None:
     recent.reset()
     assert recent.since(before) is None and recent.since(end) is None
     assert recent.since(recent.mark()) == ([], recent.mark())
+
+
+def test_a_jobs_reader_gets_only_that_jobs_entries_and_the_same_positions() -> None:
+    recent = RecentEntries(capacity=4)
+    mark = recent.mark()
+    recent.extend([SimpleNamespace(id=1, job_id="a"), SimpleNamespace(id=2, job_id="b")])
+    middle = recent.mark()
+    recent.extend([SimpleNamespace(id=3, job_id="a"), SimpleNamespace(id=4, job_id="a")])
+    assert ids(recent.since_for_job("a", mark)) == [1, 3, 4]
+    assert ids(recent.since_for_job("a", middle)) == [3, 4]
+    assert ids(recent.since_for_job("c", mark)) == []
+    taken = recent.since_for_job("c", middle)
+    assert taken is not None and taken[1] == recent.mark() == 4
+    recent.extend([SimpleNamespace(id=5, job_id="b")])  # drops entry 1 (job a's first)
+    assert recent.since_for_job("a", mark) is None
+    assert ids(recent.since_for_job("b", middle)) == [5]
+    assert ids(recent.since_for_job("a", middle)) == [3, 4]
