@@ -6,13 +6,20 @@ import logging
 import os
 from typing import Any
 
-from celery.signals import setup_logging, worker_process_init, worker_shutting_down
+from celery.signals import (
+    setup_logging,
+    worker_init,
+    worker_process_init,
+    worker_process_shutdown,
+    worker_shutting_down,
+)
 
 from shared.db.session import dispose_engines, session_scope
 from shared.jobs import notify, request_drain
 from shared.log_format import configure as configure_logging
 from shared.queue import make_celery
 from shared.settings import get_settings
+from workers import metrics
 
 app = make_celery(get_settings(), name="gentrain-worker")
 notify.configure(get_settings().broker_url)  # job changes wake the API's event streams
@@ -52,3 +59,18 @@ def _drain(sender: str, **_kwargs: Any) -> None:
         log.info("worker %s shutting down: %d running job(s) asked to hand back", sender, count)
     except Exception:  # noqa: BLE001 - the reaper re-queues the job if this fails
         log.exception("could not ask running jobs to hand back")
+
+
+@worker_init.connect
+def _serve_metrics(**_kwargs: Any) -> None:
+    # `gentrain worker --metrics-port`: the main process serves what its pool children count
+    # (prometheus_client's multiprocess mode; the folder was made before Celery started).
+    port = os.environ.get(metrics.PORT_ENV)
+    if port and os.environ.get(metrics.MULTIPROC_ENV):
+        metrics.serve(int(port), os.environ.get(metrics.ADDRESS_ENV, "0.0.0.0"))
+
+
+@worker_process_shutdown.connect
+def _child_exited(pid: int | None = None, **_kwargs: Any) -> None:
+    # A pool child is gone: its live gauges (throughput, heartbeat) stop counting.
+    metrics.process_exited(pid or os.getpid())

@@ -14,7 +14,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shared.db.models import Artifact
+from shared.db.models import Artifact, Job
 from shared.db.session import session_scope
 from shared.jobs import (
     JobGone,
@@ -28,6 +28,7 @@ from shared.jobs import (
 )
 from shared.settings import Settings
 from shared.storage import ObjectStore, StoredObject, job_key
+from workers import metrics
 from workers.engine.reporter import JOB_LOG, LeaseLost
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,9 @@ class JobReporter:
         self.lease = lease
         self.deadline = time.monotonic() + max_runtime_seconds if max_runtime_seconds else None
         self.stop_reason: StopReason | None = None
+        # For the worker's metrics (workers.metrics): known once the model is built.
+        self.kind: str | None = None
+        self.global_batch_size = 0
 
     @contextmanager
     def _held(self) -> Iterator[Session]:
@@ -105,6 +109,10 @@ class JobReporter:
     def started(self, param_count: int, replicas: int, global_batch_size: int) -> None:
         with self._held() as session:
             record_start(session, self.job_id, self.lease, param_count, replicas, global_batch_size)
+            job = session.get(Job, self.job_id)  # the row record_start holds: no query
+            self.kind = job.model_kind if job is not None else "unknown"
+        self.global_batch_size = global_batch_size
+        metrics.attempt_started(self.kind)
         JOB_LOG.info(
             "model built: %d parameters; %d replica%s, global batch %d",
             param_count,
@@ -159,6 +167,11 @@ class JobReporter:
         eta: float | None,
     ) -> None:
         self._record_epoch(step, values, seconds, progress, eta, replayed=False)
+
+    def batches_trained(self, batches: int, seconds: float) -> None:
+        """The epoch just recorded took ``batches`` optimizer steps in ``seconds`` (metrics)."""
+        images = batches * self.global_batch_size
+        metrics.epoch_trained(self.kind or "unknown", batches, images, seconds)
 
     def epoch_replayed(
         self,
@@ -239,12 +252,15 @@ class Heartbeat:
     def __exit__(self, *_exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
+        metrics.run_stopped(self.reporter.kind)
 
     def _run(self) -> None:
         while not self._stop.wait(self.settings.heartbeat_seconds):
             try:
                 with session_scope(self.settings.database_url) as session:
                     beating = heartbeat(session, self.job_id, self.lease)
+                if beating:
+                    metrics.heartbeat_stamped(time.time())
                 if not beating:
                     self.reporter.lost()  # training stops at its next check, writing nothing
                     return

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from celery import Celery
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
 from shared.db.models import utcnow
 from shared.db.session import session_scope
@@ -30,6 +31,28 @@ from shared.settings import Settings
 from shared.storage import ObjectStore, open_store
 
 log = logging.getLogger(__name__)
+
+# The reaper's figures, served by `gentrain reaper --metrics-port` (one process, no pool).
+REGISTRY = CollectorRegistry(auto_describe=True)
+REAPED = Counter(
+    "gentrain_reaper_jobs_total",
+    "Jobs the reaper acted on, by action: requeued (worker lost), failed (worker lost too often), "
+    "cancelled, resent (message lost), swept (superseded objects removed), expired (retention)",
+    ["action"],
+    registry=REGISTRY,
+)
+PASSES = Counter("gentrain_reaper_passes_total", "Reaper passes run", registry=REGISTRY)
+PASS_ERRORS = Counter(
+    "gentrain_reaper_pass_errors_total", "Reaper passes that failed", registry=REGISTRY
+)
+LAST_PASS = Gauge(
+    "gentrain_reaper_last_pass_timestamp_seconds",
+    "When the last reaper pass ended (Unix time)",
+    registry=REGISTRY,
+)
+ACTIONS = ("requeued", "failed", "cancelled", "resent", "swept", "expired")
+for _action in ACTIONS:
+    REAPED.labels(_action)  # every action shows from the start, at 0
 
 
 @dataclass
@@ -64,6 +87,7 @@ def reap_once(settings: Settings, app: Celery, store: ObjectStore | None = None)
             empty[queue] = queue_length(app, queue) == 0
         except Exception:  # noqa: BLE001 - broker down: nothing can be sent this pass
             log.warning("cannot read the length of queue %s", queue, exc_info=True)
+            _count(report)
             return report
     with session_scope(settings.database_url) as session:
         waiting = unsent_jobs(session, resend_before)
@@ -85,7 +109,14 @@ def reap_once(settings: Settings, app: Celery, store: ObjectStore | None = None)
     for name in ("requeued", "failed", "cancelled", "resent"):
         if ids := getattr(report, name):
             log.info("reaper %s: %s", name, ", ".join(ids))
+    _count(report)
     return report
+
+
+def _count(report: ReapReport) -> None:
+    for action in ACTIONS:
+        if ids := getattr(report, action):
+            REAPED.labels(action).inc(len(ids))
 
 
 def _retain(settings: Settings, store: ObjectStore | None, report: ReapReport) -> None:
@@ -101,6 +132,12 @@ def _retain(settings: Settings, store: ObjectStore | None, report: ReapReport) -
             log.info("reaper %s: %s", name, ", ".join(ids))
 
 
+def serve_metrics(port: int, address: str = "0.0.0.0") -> None:
+    """Serve the reaper's figures on ``address:port``/metrics."""
+    start_http_server(port, addr=address, registry=REGISTRY)
+    log.info("reaper metrics on http://%s:%d/metrics", address, port)
+
+
 def run_reaper(settings: Settings, app: Celery, stop_after: float | None = None) -> None:
     """Reap every ``reaper_interval_seconds`` until interrupted (or ``stop_after`` seconds)."""
     notify.configure(settings.broker_url)  # re-queues and failures wake the API's event streams
@@ -109,6 +146,9 @@ def run_reaper(settings: Settings, app: Celery, stop_after: float | None = None)
     while stop_after is None or time.monotonic() - started < stop_after:
         try:
             reap_once(settings, app, store)
+            PASSES.inc()
         except Exception:  # noqa: BLE001 - a database hiccup must not end the reaper
+            PASS_ERRORS.inc()
             log.exception("reaper pass failed")
+        LAST_PASS.set(time.time())
         time.sleep(settings.reaper_interval_seconds)

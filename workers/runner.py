@@ -19,6 +19,7 @@ from shared.log_format import job_context
 from shared.redaction import Redactor
 from shared.settings import Settings
 from shared.storage import ObjectStore, open_store
+from workers import metrics
 from workers.engine.reporter import LeaseLost, UserError
 from workers.job_logs import JobLog, header_lines
 from workers.job_reporter import Heartbeat, JobReporter, StopReason
@@ -60,6 +61,8 @@ def _finish(
             return
     if ended is None:
         log.warning("job %s is no longer this worker's; not recording %s", job_id, target.value)
+        return
+    metrics.run_ended(ended.value)
 
 
 def _hand_back(
@@ -73,7 +76,10 @@ def _hand_back(
     """Put a job we hold back in the queue; False if it is no longer ours or no longer running."""
     _end_log(job_log, f"[gentrain] back to the queue: {message}")
     with session_scope(settings.database_url) as session:
-        return hand_back(session, job_id, lease, message, counts_as_attempt=counts)
+        handed = hand_back(session, job_id, lease, message, counts_as_attempt=counts)
+    if handed:
+        metrics.run_ended("requeued")
+    return handed
 
 
 def _dataset_file(store: ObjectStore, dataset: Dataset, folder: Path) -> Path:

@@ -9,6 +9,8 @@ from services.api.auth import ApiRequest, register_auth
 from services.api.errors import register_error_handlers
 from services.api.event_wakeups import WakeUps
 from services.api.json_provider import FiniteJSONProvider
+from services.api.metrics import bp as metrics_bp
+from services.api.metrics import register_request_metrics
 from services.api.request_ids import register_request_ids
 from services.api.routes import datasets, events, health, jobs, logs, removal
 from services.api.routes import openapi as openapi_route
@@ -37,6 +39,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     notify.configure(settings.broker_url)  # changes made here wake streams in every process
     register_error_handlers(app)
     register_request_ids(app)  # first: a request refused by auth has its id too
+    register_request_metrics(app)  # before auth: refused requests are counted too
     register_auth(app, settings)
     app.register_blueprint(health.bp)
     app.register_blueprint(datasets.bp)
@@ -45,6 +48,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(logs.bp)
     app.register_blueprint(events.bp)
     app.register_blueprint(openapi_route.bp)
+    app.register_blueprint(metrics_bp)
     app.register_blueprint(ui_bp)
 
     @app.get("/")

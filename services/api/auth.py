@@ -18,6 +18,8 @@ from shared.settings import Settings
 from shared.web_sessions import SessionHolder, find_session
 
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/v1/openapi.json"})
+# Prometheus metrics: an admin key, or a scrape from this machine (see _local_scrape).
+METRICS_PATH = "/metrics"
 # Dashboard paths anyone may load: the sign-in page and the styles and scripts it uses.
 PUBLIC_UI_PATHS = frozenset({"/ui/signin"})
 PUBLIC_UI_PREFIX = "/ui/static/"
@@ -210,6 +212,18 @@ class ApiRequest(Request):
         return "/"
 
 
+def _local_scrape(settings: Settings) -> bool:
+    """A ``GET /metrics`` from a Prometheus on this machine: no key needed, unless keys are
+    required for everything (GENTRAIN_AUTH=required, which also covers a proxy on loopback that
+    hides its clients). From anywhere else it needs an admin key: it names owners and jobs."""
+    return (
+        request.path == METRICS_PATH
+        and request.method in ("GET", "HEAD")
+        and settings.auth != "required"
+        and _arrived_on_loopback(request.environ)
+    )
+
+
 def register_auth(app: Flask, settings: Settings) -> None:
     """Check the API key of every request but the probes (when keys are required)."""
     keys = VerifiedKeys(settings.api_key_cache_seconds)
@@ -230,6 +244,9 @@ def register_auth(app: Flask, settings: Settings) -> None:
             return None
         if _is_public(request.path):
             g.caller = Caller(owner="", is_admin=False)
+            return None
+        if _local_scrape(settings):
+            g.caller = Caller(owner="", is_admin=True)
             return None
         key = _presented_key()
         if key:

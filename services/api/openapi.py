@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from services.api import metrics as prometheus
 from services.api.auth import CSRF_FIELD, CSRF_HEADER, PUBLIC_PATHS, SESSION_COOKIE
 from services.api.routes import datasets, events, health, jobs, logs, removal
 from shared.datasets import ARRAY_NAMES, DATASET_NAME
@@ -37,7 +38,11 @@ DATASET_LINK = {"operationId": "getDataset", "parameters": {"name": "$response.b
 ERRORS: dict[int, tuple[str, str]] = {
     400: ("BadRequest", "Malformed request: invalid JSON, or a missing multipart field."),
     401: ("Unauthorized", "No API key, or an unknown or revoked one."),
-    403: ("Forbidden", "Not allowed for this key: a priority above the cap needs an admin key."),
+    403: (
+        "Forbidden",
+        "Not allowed for this key: a priority above the cap, or the metrics from another "
+        "machine, need an admin key.",
+    ),
     404: ("NotFound", "No such job, dataset or artifact (another owner's rows are 404 too)."),
     409: (
         "Conflict",
@@ -450,7 +455,7 @@ def operation(
     summary = (view.__doc__ or "").strip().splitlines()[0].replace("``", "`")
     tag = path.split("/")[2] if path.startswith("/v1/") else "health"
     result: dict[str, Any] = {"operationId": camel(view.__name__), "summary": summary}
-    result["tags"] = ["meta" if path == "/v1/openapi.json" else tag]
+    result["tags"] = ["meta" if path in ("/v1/openapi.json", "/metrics") else tag]
     if params:
         result["parameters"] = params
     if body is not None:
@@ -492,6 +497,18 @@ LIST_EVENTS = """Server-Sent Events of the caller's jobs (an admin's: everyone's
 `progress`, each with the job's `job_id`, `kind`, `model_kind`, `dataset`, `parent_id` and
 `created_at`; a job's first `status` (queued) is its creation. From the start, or after
 `Last-Event-ID`; keep-alive comments; it does not end by itself."""
+
+
+PROMETHEUS_TEXT = {
+    200: {
+        "description": (
+            "Prometheus text exposition: requests by route, jobs by kind and status, queues, "
+            "heartbeats, storage per owner. Needs an admin key, except from this machine when "
+            "GENTRAIN_AUTH is not `required`."
+        ),
+        "content": {"text/plain": {"schema": {"type": "string"}}},
+    }
+}
 
 
 def event_stream(description: str) -> dict[int, Any]:
@@ -585,6 +602,7 @@ def paths(settings: Settings) -> dict[str, Any]:
             "404 409 DatasetName Owner",
         ),
         operation("get /v1/usage", removal.get_usage, found("Usage"), "404 UsageOwner"),
+        operation("get /metrics", prometheus.metrics, PROMETHEUS_TEXT, "403"),
     ]
     result: dict[str, dict[str, Any]] = {}
     for path, method, spec in table:

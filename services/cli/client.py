@@ -172,6 +172,10 @@ class ApiClient:
         result: dict[str, Any] = self._call("DELETE", path, params=params).json()
         return result
 
+    def prometheus_text(self) -> str:
+        """The service's Prometheus metrics (``GET /metrics``; an admin key off this machine)."""
+        return self._call("GET", "/metrics").text
+
     def usage(self, owner: str | None = None) -> dict[str, Any]:
         """What the caller (an admin: ``owner``) stores, against the quota."""
         params = {"owner": owner} if owner else {}

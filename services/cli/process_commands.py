@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 
 import click
 
@@ -85,27 +86,57 @@ def api(host: str | None, port: int | None, workers: int, threads: int, keep_ali
     os.execve(command[0], command, api_environment(settings))
 
 
+_METRICS_PORT = click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    show_default=True,
+    help="serve Prometheus metrics on this port (0: none)",
+)
+_METRICS_ADDRESS = click.option(
+    "--metrics-address", default="0.0.0.0", show_default=True, help="address of --metrics-port"
+)
+
+
 @click.command()
 @click.option("--queues", default="train,sample", show_default=True)
 @click.option("--concurrency", type=int, default=1, show_default=True)
 @click.option("--name", default="worker", show_default=True)
-def worker(queues: str, concurrency: int, name: str) -> None:
+@_METRICS_PORT
+@_METRICS_ADDRESS
+def worker(
+    queues: str, concurrency: int, name: str, metrics_port: int, metrics_address: str
+) -> None:
     """Run a Celery worker (TensorFlow loads only in its pool children)."""
     settings = current_settings()
     migrate_if_embedded(settings)
     from services.cli.processes import worker_command
 
+    if metrics_port:
+        # Pool children count into files of a fresh folder (prometheus_client's multiprocess
+        # mode, chosen when it is first imported: set before Celery starts); the main process
+        # serves their sum (workers/celery_app.py).
+        folder = tempfile.mkdtemp(prefix=f"gentrain-metrics-{name}-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+        os.environ["GENTRAIN_WORKER_METRICS_PORT"] = str(metrics_port)
+        os.environ["GENTRAIN_WORKER_METRICS_ADDRESS"] = metrics_address
     command = worker_command(settings, queues.split(","), concurrency, name)
     os.execv(command[0], command)
 
 
 @click.command()
-def reaper() -> None:
+@_METRICS_PORT
+@_METRICS_ADDRESS
+def reaper(metrics_port: int, metrics_address: str) -> None:
     """Re-queue jobs whose worker died and re-send queued jobs the broker lost (run one)."""
     settings = current_settings()
     migrate_if_embedded(settings)
     from services.cli.processes import run_reaper_process
 
+    if metrics_port:
+        from workers.reaper import serve_metrics
+
+        serve_metrics(metrics_port, metrics_address)
     run_reaper_process(settings)
 
 

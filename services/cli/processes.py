@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 
@@ -63,6 +64,10 @@ def api_environment(settings: Settings) -> dict[str, str]:
     env = os.environ.copy()
     env["GENTRAIN_HEADER_TIMEOUT_SECONDS"] = str(settings.header_timeout_seconds)
     env["GENTRAIN_CLIENT_IDLE_TIMEOUT_SECONDS"] = str(settings.client_idle_timeout_seconds)
+    # Each gunicorn process counts its requests into files here; /metrics sums them all
+    # (services/api/metrics.py). A fresh folder per start: old counts are not this run's.
+    if not env.get("PROMETHEUS_MULTIPROC_DIR"):
+        env["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="gentrain-api-metrics-")
     return env
 
 

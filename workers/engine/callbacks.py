@@ -72,13 +72,16 @@ class JobProgress(keras.callbacks.Callback):
         self._epoch_started = 0.0
         self._last_check = 0.0
         self._epoch = 0
+        self._batches = 0
         self._durations: list[float] = []
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._epoch = epoch
+        self._batches = 0
         self._epoch_started = time.perf_counter()
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        self._batches = batch + 1
         now = time.perf_counter()
         if now - self._last_check >= STOP_CHECK_SECONDS:
             self._last_check = now
@@ -102,6 +105,10 @@ class JobProgress(keras.callbacks.Callback):
             save_checkpoint(path, self.target, self.optimizers, done, record)
             self.reporter.save_file(CHECKPOINT_ARTIFACT, path, "application/octet-stream")
         self.reporter.epoch_done(record.step, values, seconds, record.progress, eta)
+        # Throughput for the worker's metrics, where the reporter takes it (the job runner's).
+        batches_trained = getattr(self.reporter, "batches_trained", None)
+        if batches_trained is not None:
+            batches_trained(self._batches, seconds)
         JOB_LOG.info("%s", epoch_line(done, self.epochs, self.step_scale, seconds, values))
         if self.recorded is not None:
             self.recorded(record)
