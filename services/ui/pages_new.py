@@ -19,6 +19,7 @@ from services.api.job_reads import DATASETS, JOBS
 from services.ui.blueprint import bp
 from services.ui.context import ui_url
 from services.ui.pages_job import job_not_found
+from shared.job_specs import PRIORITY_DEFAULT
 from shared.kinds import KIND_SPECS, CommonParams, params_json_schema
 
 _J, _D = JOBS.c, DATASETS.c
@@ -160,13 +161,14 @@ class Prefill:
     dataset: str | None
     params: dict[str, Any] | None
     source: str | None = None  # the job it was taken from
+    priority: int = PRIORITY_DEFAULT
 
 
 def job_prefill(connection: Connection, job_id: str) -> Prefill | None:
     """The kind, dataset and parameters of a job the caller may see, else None (a sampling
     job gives its model's kind and dataset; its own parameters are not training ones)."""
     row = connection.execute(
-        select(_J.kind, _J.model_kind, _J.owner, _J.params, _D.name.label("dataset"))
+        select(_J.kind, _J.model_kind, _J.owner, _J.params, _J.priority, _D.name.label("dataset"))
         .select_from(JOBS.outerjoin(DATASETS, _D.id == _J.dataset_id))
         .where(_J.id == job_id)
     ).first()
@@ -174,7 +176,7 @@ def job_prefill(connection: Connection, job_id: str) -> Prefill | None:
         return None
     kind = row.model_kind if row.model_kind in KIND_SPECS else next(iter(KIND_SPECS))
     params = dict(row.params or {}) if row.kind in KIND_SPECS else None
-    return Prefill(kind, row.dataset, params, source=job_id)
+    return Prefill(kind, row.dataset, params, source=job_id, priority=row.priority)
 
 
 @bp.get("/new")
@@ -214,4 +216,5 @@ def new_job() -> ResponseReturnValue:
         text=_text,
         source_url=ui_url("ui.job", "", job_id=prefill.source) if prefill.source else "",
         upload_url=ui_url("ui.datasets", ""),
+        priority_cap=settings.max_priority_without_admin,
     )

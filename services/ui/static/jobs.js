@@ -101,6 +101,7 @@
       '<td class="hide-narrow">' + g.escape(event.dataset || "—") + "</td>" +
       (showOwner ? '<td class="hide-narrow">' + g.escape(event.owner || "") + "</td>" : "") +
       '<td class="job-status">' + g.badge(event.status) + "</td>" +
+      '<td class="num hide-narrow job-priority">' + g.escape(event.priority === undefined ? "—" : String(event.priority)) + "</td>" +
       '<td class="job-progress"><div class="progress"><progress max="1" value="0" aria-label="Progress of ' +
         g.escape(id.slice(0, 8)) + '">0%</progress> <span class="progress-text">0%</span></div></td>' +
       '<td class="num job-result"><span class="muted">—</span></td>' +

@@ -47,7 +47,10 @@
     activeFieldset().querySelectorAll("[data-param]").forEach(function (input) {
       params[input.getAttribute("data-param")] = typed(input);
     });
-    return { kind: kindSelect.value, dataset: document.getElementById("dataset").value, params: params };
+    var request = { kind: kindSelect.value, dataset: document.getElementById("dataset").value, params: params };
+    var priority = document.getElementById("priority").value.trim();
+    if (priority !== "") request.priority = /^[+-]?\d+$/.test(priority) ? parseInt(priority, 10) : priority;
+    return request;
   }
 
   /* The field the API named: a parameter of the shown kind, the kind or the dataset. */
