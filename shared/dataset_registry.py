@@ -15,6 +15,7 @@ from shared.db.models import Dataset, new_id
 from shared.db.session import session_scope
 from shared.jobs import JobActive, release_dataset
 from shared.jobs.changes import write_lock
+from shared.object_removals import note_removals, remove_now
 from shared.settings import Settings
 from shared.storage import ObjectStore, dataset_key
 from shared.usage import QuotaExceeded, check_owner_bytes, owner_usage
@@ -180,8 +181,9 @@ def delete_dataset(database_url: str, store: ObjectStore, owner: str, name: str)
             .execution_options(synchronize_session=False)
         )
         session.expunge(dataset)
-    # After the commit: a failure here leaves an object no row names, never a row without one.
-    store.delete(dataset.storage_key)
+        note_removals(session, [dataset.storage_key])
+    # After the commit; the reaper removes it again later (a storage failure now, say).
+    remove_now(store, [dataset.storage_key])
     return dataset
 
 

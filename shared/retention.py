@@ -1,8 +1,9 @@
 """Removing jobs' objects: a deleted job's, an ended job's superseded attempts', and those of jobs
 ended longer ago than ``GENTRAIN_RETAIN_DAYS``. The rows change through ``shared.jobs``, in a
-transaction that first checks, under the job's lock, that nothing still running needs them; the
-objects go after it commits (a failure then leaves objects no row names, never a row naming a
-missing object)."""
+transaction that first checks, under the job's lock, that nothing still running needs them, and
+records what to remove (``object_removals``); the objects go after it commits, and again in the
+reaper's pass once ``heartbeat_timeout_seconds`` have passed (then the record is dropped): a
+storage failure, or an upload by a worker frozen across the delete, leaves nothing behind."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from shared.jobs import (
     mark_swept,
     sweep_candidates,
 )
+from shared.object_removals import due_removals, forget_removal, remove_now, remove_objects
 from shared.settings import Settings
 from shared.storage import ObjectStore, job_prefix
 
@@ -31,8 +33,7 @@ def delete_job_and_objects(database_url: str, store: ObjectStore, job_id: str) -
     deleted. Raises LookupError and JobActive as ``shared.jobs.delete_job``."""
     with session_scope(database_url) as session:
         ids = delete_job(session, job_id)
-    for deleted in ids:
-        store.delete_many(store.list_keys(job_prefix(deleted)))
+    remove_now(store, [job_prefix(deleted) for deleted in ids])
     return ids
 
 
@@ -53,33 +54,55 @@ def sweep_job(database_url: str, store: ObjectStore, job_id: str) -> int:
 
 @dataclass
 class RetentionReport:
-    """What one retention pass did, by job id."""
+    """What one retention pass did: jobs by id, and how many recorded removals were done."""
 
     swept: list[str] = field(default_factory=list)
     expired: list[str] = field(default_factory=list)
+    removed: int = 0
+
+
+def _finish_removals(
+    settings: Settings, store: ObjectStore, now: datetime, report: RetentionReport
+) -> None:
+    """Remove again what deletes and expiries recorded before the grace period, then forget it
+    (a removal storage refuses stays for the next pass)."""
+    noted_before = now - timedelta(seconds=settings.heartbeat_timeout_seconds)
+    with session_scope(settings.database_url) as session:
+        due = [(row.id, row.key) for row in due_removals(session, noted_before, 1000)]
+    for removal_id, key in due:
+        try:
+            remove_objects(store, key)
+        except Exception:  # noqa: BLE001 - storage down: the record stays for the next pass
+            log.warning("cannot remove %s; will retry", key, exc_info=True)
+            continue
+        with session_scope(settings.database_url) as session:
+            forget_removal(session, removal_id)
+        report.removed += 1
 
 
 def retention_pass(
     settings: Settings, store: ObjectStore, now: datetime | None = None
 ) -> RetentionReport:
     """Sweep ended jobs' superseded objects, then (with ``retain_days``) expire the artifacts of
-    jobs that ended before ``now`` minus that many days; at most ``retention_batch`` of each."""
+    jobs that ended before ``now`` minus that many days, at most ``retention_batch`` of each;
+    then finish the recorded removals older than the grace period."""
     report = RetentionReport()
+    now = now or utcnow()
     database_url = settings.database_url
     with session_scope(database_url) as session:
         to_sweep = sweep_candidates(session, settings.retention_batch)
     for job_id in to_sweep:
         sweep_job(database_url, store, job_id)
         report.swept.append(job_id)
-    if not settings.retain_days:
-        return report
-    ended_before = (now or utcnow()) - timedelta(days=settings.retain_days)
-    with session_scope(database_url) as session:
-        to_expire = expiry_candidates(session, ended_before, settings.retention_batch)
-    for job_id in to_expire:
+    if settings.retain_days:
+        ended_before = now - timedelta(days=settings.retain_days)
         with session_scope(database_url) as session:
-            expired = expire_job(session, job_id, ended_before)
-        if expired:
-            store.delete_many(store.list_keys(job_prefix(job_id)))
-            report.expired.append(job_id)
+            to_expire = expiry_candidates(session, ended_before, settings.retention_batch)
+        for job_id in to_expire:
+            with session_scope(database_url) as session:
+                expired = expire_job(session, job_id, ended_before)
+            if expired:
+                remove_now(store, [job_prefix(job_id)])
+                report.expired.append(job_id)
+    _finish_removals(settings, store, now, report)
     return report

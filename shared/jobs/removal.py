@@ -17,6 +17,8 @@ from sqlalchemy.orm import Session
 from shared.db.models import Artifact, Job, JobEvent, Metric, utcnow
 from shared.job_state import JobStatus
 from shared.jobs.changes import locked, write_lock
+from shared.object_removals import note_removals
+from shared.storage import job_prefix
 
 ENDED_STATUSES = tuple(status.value for status in JobStatus if status.is_terminal())
 ACTIVE_STATUSES = tuple(status.value for status in JobStatus if not status.is_terminal())
@@ -58,8 +60,9 @@ def _locked_children(session: Session, job_id: str) -> Sequence[Job]:
 
 def delete_job(session: Session, job_id: str) -> list[str]:
     """Delete an ended job and its sampling jobs: their rows, change log (history, logs), metrics
-    and artifact rows; the ids deleted (the job's first). The caller removes their objects after
-    the commit. Raises LookupError for no such job and JobActive unless all have ended."""
+    and artifact rows; the ids deleted (the job's first). Their storage prefixes are recorded to
+    remove (``object_removals``); the caller removes them after the commit. Raises LookupError
+    for no such job and JobActive unless all have ended."""
     job = locked(session, job_id)
     if job is None:
         raise LookupError(job_id)
@@ -77,14 +80,15 @@ def delete_job(session: Session, job_id: str) -> list[str]:
         delete(Job).where(Job.id == job_id).execution_options(synchronize_session=False)
     )
     session.expunge_all()
+    note_removals(session, [job_prefix(deleted) for deleted in ids])
     return ids
 
 
 def expire_job(session: Session, job_id: str, ended_before: datetime) -> bool:
     """Drop the artifact rows of a job that ended before ``ended_before`` and mark it expired
     (its row, metrics and history stay); False, changing nothing, if it has not ended, ended
-    later, is already expired, or a sampling job of it has not ended. The caller removes the
-    job's objects after the commit."""
+    later, is already expired, or a sampling job of it has not ended. The job's storage prefix
+    is recorded to remove (``object_removals``); the caller removes it after the commit."""
     job = locked(session, job_id)
     if (
         job is None
@@ -106,6 +110,7 @@ def expire_job(session: Session, job_id: str, ended_before: datetime) -> bool:
     now = utcnow()
     job.expired_at = now
     job.swept_at = job.swept_at or now  # nothing left to sweep
+    note_removals(session, [job_prefix(job_id)])
     return True
 
 

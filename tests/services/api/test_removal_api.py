@@ -302,3 +302,39 @@ def test_sampling_an_expired_job_is_409(
     response = client.post(f"/v1/jobs/{job_id}/samples", json={})
     assert response.status_code == 409 and "expired" in response.json["error"]["message"]
     assert client.delete(f"/v1/jobs/{job_id}").status_code == 200
+
+
+def test_objects_storage_kept_or_a_late_upload_wrote_are_removed_by_the_next_passes(
+    settings: Settings, mnist_path: Path
+) -> None:
+    from datetime import timedelta
+
+    from shared.db.models import ObjectRemoval, utcnow
+    from shared.retention import retention_pass
+    from shared.storage import job_key
+
+    store = open_store(settings)
+    # The API's storage is elsewhere (another bucket or directory): its removals find nothing
+    # of the real objects, as when storage fails or is unreachable at the time of the delete.
+    elsewhere = settings.model_copy(
+        update={"data_dir": settings.data_dir.parent / "elsewhere", "s3_bucket": "gentrain-other"}
+        if settings.uses_s3
+        else {"data_dir": settings.data_dir.parent / "elsewhere"}
+    )
+    app = create_app(elsewhere.model_copy(update={"database_url": settings.database_url}))
+    client = app.test_client()
+    assert upload(client, mnist_path.read_bytes()).status_code == 201
+    job_id = submit(client).json["id"]
+    run(settings, store, job_id, ("model.keras", "samples/a.png"))
+    assert client.delete(f"/v1/jobs/{job_id}").status_code == 200
+    assert len(store.list_keys(job_prefix(job_id))) == 2  # not removed yet
+    # A worker frozen across the delete uploads one more object under the prefix.
+    store.put_bytes(job_key(job_id, "attempt-1", "late.png"), b"late", "image/png")
+
+    assert retention_pass(settings, store).removed == 0  # within the grace period: kept
+    later = utcnow() + timedelta(seconds=settings.heartbeat_timeout_seconds + 1)
+    assert retention_pass(settings, store, now=later).removed == 1
+    assert store.list_keys(job_prefix(job_id)) == []
+    with session_scope(settings.database_url) as session:
+        assert session.scalar(select(func.count()).select_from(ObjectRemoval)) == 0
+    assert retention_pass(settings, store, now=later).removed == 0
