@@ -120,7 +120,9 @@ def _check_quota(session: Session, owner: str, sampling: bool) -> None:
             headers={"Retry-After": str(max(1, math.ceil(wait)))},
         )
     try:
-        check_owner_bytes(owner_usage(session, owner), settings.owner_quota_bytes, for_job=True)
+        if settings.owner_quota_bytes:  # summing the owner's artifacts costs a query: only then
+            usage = owner_usage(session, owner)
+            check_owner_bytes(usage, settings.owner_quota_bytes, for_job=True)
     except QuotaExceeded as error:
         raise ApiError(409, "quota_exceeded", error.message) from None
     active = session.scalar(
