@@ -14,6 +14,7 @@ from sqlalchemy import Connection, select
 from services.api import deps
 from services.api.auth import caller
 from services.api.job_reads import DATASETS, AnyRow
+from services.api.routes.removal import usage_view
 from services.ui import display
 from services.ui.blueprint import bp
 from services.ui.context import ui_url
@@ -116,6 +117,7 @@ def datasets() -> ResponseReturnValue:
         display=display,
         show_owner=client["show_owner"],
         max_upload=display.size(settings.max_upload_bytes),
+        usage=usage_view(current.owner),
     )
 
 

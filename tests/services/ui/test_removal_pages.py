@@ -79,3 +79,17 @@ def test_delete_needs_the_csrf_token_and_is_the_owners_alone(settings: Settings)
     done = client.post("/ui/datasets/digits/delete", data={"csrf_token": token})
     assert done.status_code == 303
     assert client.get("/v1/datasets", headers=as_alice).json["items"] == []
+
+
+def test_the_datasets_page_shows_storage_against_the_quota(settings: Settings) -> None:
+    from services.api import create_app
+
+    quota = settings.model_copy(update={"owner_quota_bytes": 10 * 1024 * 1024})
+    client = create_app(quota).test_client()
+    data = tiny_npz(30)
+    upload(client, "digits", data)
+    html = page(client, "/ui/datasets")
+    usage = html[html.index('id="storage-usage"') :]
+    usage = usage[: usage.index("</p>")]
+    assert "of your 10.0 MB quota" in usage
+    assert f"datasets {len(data) / 1024:.1f} KB" in usage and "job files 0 B" in usage
