@@ -13,6 +13,7 @@ runs one query per read, however many streams are open, and only while one is.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -21,12 +22,13 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import redis
+from sqlalchemy import Connection
 
 from services.api import event_reads
 from services.api.event_cursor import GAP_GRACE_SECONDS, CrossJobCursor
 from services.api.event_recent import RecentEntries
 from services.api.job_reads import AnyRow
-from shared.db.session import read_connection
+from shared.db.session import get_engine, read_connection
 from shared.jobs import notify
 
 log = logging.getLogger(__name__)
@@ -34,7 +36,7 @@ log = logging.getLogger(__name__)
 SAFETY_SCAN_SECONDS = 5.0
 RESUBSCRIBE_SECONDS = 5.0
 # Changes notified within this long of the last read wait for one read together.
-COALESCE_SECONDS = 0.05
+COALESCE_SECONDS = 0.1
 SCAN_LIMIT = 2000
 
 
@@ -78,6 +80,7 @@ class WakeUps:
         self._thread: threading.Thread | None = None
         self.listening = False  # subscribed to Redis right now
         self.recent = RecentEntries()
+        self._connection: Connection | None = None  # the watcher's own, while streams are open
 
     @contextmanager
     def waiter(self, keys: Iterable[str]) -> Iterator[Waiter]:
@@ -175,16 +178,37 @@ class WakeUps:
                 return True
         return False
 
+    @contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        """The watcher's own connection, held while streams are open (its reads skip the pool's
+        checkout and ping); dropped on any error, and once no stream is open."""
+        if self._connection is None:
+            connection = get_engine(self.database_url).connect()
+            connection.execution_options(isolation_level="AUTOCOMMIT")
+            self._connection = connection
+        try:
+            yield self._connection
+        except Exception:
+            self._release()
+            raise
+
+    def _release(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                connection.close()
+
     def _scan(self) -> None:
         with self._lock:
             idle = not any(self._waiters.values())
             cursor = self._cursor
         if idle or cursor is None:
+            self._release()
             return
         settled_before = datetime.now(UTC) - timedelta(seconds=GAP_GRACE_SECONDS)
         fresh: list[AnyRow] = []
         start = cursor.floor
-        with read_connection(self.database_url) as connection:
+        with self._reading() as connection:
             while True:
                 rows = event_reads.entries_after(connection, start, SCAN_LIMIT)
                 for row in rows:
