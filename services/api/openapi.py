@@ -553,7 +553,7 @@ def paths(settings: Settings) -> dict[str, Any]:
             "post /v1/jobs",
             jobs.submit_job,
             queued,
-            "400 403 413 415 422 429 IdempotencyKey",
+            "400 403 409 413 415 422 429 IdempotencyKey",
             submit,
         ),
         operation(

@@ -338,3 +338,12 @@ def test_objects_storage_kept_or_a_late_upload_wrote_are_removed_by_the_next_pas
     with session_scope(settings.database_url) as session:
         assert session.scalar(select(func.count()).select_from(ObjectRemoval)) == 0
     assert retention_pass(settings, store, now=later).removed == 0
+
+
+def test_the_quota_answers_are_documented(settings: Settings) -> None:
+    from services.api.openapi import openapi_document
+
+    operations = openapi_document(settings)["paths"]
+    assert "409" in operations["/v1/jobs"]["post"]["responses"]
+    assert "409" in operations["/v1/jobs/{job_id}/samples"]["post"]["responses"]
+    assert "409" in operations["/v1/datasets"]["post"]["responses"]
