@@ -87,6 +87,9 @@ def worker_command(
     if settings.broker_url.startswith("filesystem://"):
         # The filesystem transport has no fanout exchange for remote control or heartbeats.
         command += ["--without-heartbeat"]
+    if settings.log_format == "json":
+        # No start-up banner: it is printed, not logged as a JSON line (a global option).
+        command.insert(command.index("-A"), "--quiet")
     return command
 
 
