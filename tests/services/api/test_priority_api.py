@@ -76,3 +76,19 @@ def test_the_dashboard_shows_and_posts_the_priority(settings: Settings) -> None:
     assert again.by_id["priority"]["value"] == "8"  # "run again" keeps it
     assert 'id="job-priority">8<' in page(client, f"/ui/jobs/{job['id']}")
     assert '<td class="num hide-narrow job-priority">8</td>' in page(client, "/ui/")
+
+
+def test_openapi_documents_the_priority(client: FlaskClient) -> None:
+    document = client.get("/v1/openapi.json").get_json()
+    schemas = document["components"]["schemas"]
+    for name in ("AutoencoderSubmission", "GanSubmission", "SampleRequest"):
+        priority = schemas[name]["properties"]["priority"]
+        assert (priority["minimum"], priority["maximum"], priority["default"]) == (0, 9, 5)
+        assert "priority" not in schemas[name].get("required", [])
+    assert "priority" in schemas["JobSummary"]["required"]
+    assert "priority" in schemas["Job"]["required"]
+    listing = document["paths"]["/v1/jobs"]["get"]["parameters"]
+    assert {"$ref": "#/components/parameters/Priority"} in listing
+    assert {"$ref": "#/components/parameters/Sort"} in listing
+    assert "403" in document["paths"]["/v1/jobs"]["post"]["responses"]
+    assert "X-Request-ID" in document["info"]["description"]
