@@ -103,3 +103,21 @@ def test_json_lines_name_the_job_and_attempt_and_keep_tracebacks() -> None:
     assert inside["message"] == "failed here" and "ValueError: boom" in inside["exception"]
     assert inside["role"] == "worker" and inside["logger"] == "gentrain.test.json"
     assert "job_id" not in outside and "attempt" not in outside
+
+
+def test_an_unexpected_error_is_logged_with_the_request_id(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A database that cannot be reached (nothing listens on port 1): a 500 whose traceback in
+    the API's log names the id the client got back."""
+    down = settings.model_copy(
+        update={"database_url": "postgresql+psycopg://postgres@127.0.0.1:1/gentrain"}
+    )
+    client = create_app(down).test_client()
+    with caplog.at_level(logging.ERROR, logger="services.api.errors"):
+        response = client.get("/v1/jobs", headers={"X-Request-ID": "broken-db-1"})
+    assert response.status_code == 500
+    assert response.headers["X-Request-ID"] == "broken-db-1"
+    logged = [r for r in caplog.records if r.name == "services.api.errors"]
+    assert logged and "(request broken-db-1)" in logged[0].getMessage()
+    assert logged[0].exc_info is not None
