@@ -26,7 +26,7 @@ python3 -c "import kubernetes_validate, jsonschema, yaml" 2> /dev/null || {
 }
 
 bash -n deploy/start.sh
-shellcheck deploy/start.sh deploy/check.sh deploy/install-checkers.sh
+shellcheck deploy/start.sh deploy/check.sh deploy/install-checkers.sh deploy/ci/*.sh deploy/ci/*/*.sh
 "$hadolint" deploy/Dockerfile
 gpu="$(python3 deploy/gpu_requirements.py)"
 [[ "$gpu" == "tensorflow[and-cuda]"* ]] || { echo "check.sh: bad GPU requirements: $gpu" >&2; exit 1; }
@@ -41,6 +41,11 @@ cp .env.example "$work/.env"
 docker-compose --project-directory "$work" -f "$work/docker-compose.yml" config -q
 docker-compose --project-directory "$work" -f "$work/docker-compose.yml" \
     -f "$work/deploy/docker-compose.gpu.yml" config -q
+# The CI override of the compose smoke test (deploy/ci/compose-smoke.sh) must still apply.
+mkdir "$work/deploy/ci"
+cp deploy/ci/docker-compose.ci.yml "$work/deploy/ci/"
+docker-compose --project-directory "$work" -f "$work/docker-compose.yml" \
+    -f "$work/deploy/ci/docker-compose.ci.yml" config -q
 # Without the secrets compose must refuse to start.
 rm "$work/.env"
 if env -u POSTGRES_PASSWORD -u MINIO_ROOT_USER -u MINIO_ROOT_PASSWORD \
@@ -67,6 +72,7 @@ python3 deploy/k8s_check.py "$work/k8s-rendered.yaml"
 # point at this checkout), and the Grafana dashboard (deploy/monitoring_check.py: its
 # structure, data source and metric names; its queries parsed by promtool as rules).
 promtool check rules deploy/prometheus/alerts.yml
+promtool test rules deploy/prometheus/alerts_test.yml
 sed -e "s#/etc/prometheus/alerts.yml#$PWD/deploy/prometheus/alerts.yml#" \
     -e "s#/run/secrets/gentrain_prometheus_api_key#$work/prometheus-api-key#" \
     deploy/prometheus/prometheus.yml > "$work/prometheus.yml"

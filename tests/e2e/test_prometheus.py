@@ -18,7 +18,7 @@ import requests
 import yaml
 
 from tests.conftest import free_port
-from tests.e2e.stack import FullStack, start_process, stop_processes
+from tests.e2e.stack import GENTRAIN, FullStack, start_process, stop_processes
 
 pytestmark = [
     pytest.mark.e2e,
@@ -222,3 +222,18 @@ def test_prometheus_sees_jobs_succeed_fail_and_be_cancelled(watched: Watched) ->
     queues = {"GentrainNoTrainingWorker", "GentrainNoSamplingWorker"}
     active = {rule["name"] for rule in loaded if rule["name"] in queues and rule.get("alerts")}
     assert active == {"GentrainNoSamplingWorker"}
+
+
+def test_gentrain_prometheus_prints_the_scrape(watched: Watched) -> None:
+    printed = subprocess.run(
+        [*GENTRAIN, "prometheus", "--match", "gentrain_http_requests_total{"],
+        env=watched.stack.env, capture_output=True, text=True, timeout=60, check=True,
+    ).stdout.splitlines()  # fmt: skip
+    assert all(line.startswith("gentrain_http_requests_total{") for line in printed)
+    # The fixture's two uploads, whichever API process took each.
+    uploads = [
+        float(line.rsplit(" ", 1)[1])
+        for line in printed
+        if 'route="/v1/datasets"' in line and 'method="POST"' in line and 'status="201"' in line
+    ]
+    assert sum(uploads) == 2
