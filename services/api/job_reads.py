@@ -179,11 +179,16 @@ def list_jobs(
     extra_columns: Sequence[Any] = (),
     priority: int | None = None,
     by_priority: bool = False,
+    id_prefix: str | None = None,
 ) -> tuple[int, list[AnyRow]]:
     """The total of matching jobs and one page of them, newest first (``owner`` None: all;
     ``by_priority``: highest priority first, then newest), with ``extra_columns`` of the jobs
-    table beside the summary's."""
+    table beside the summary's; ``id_prefix`` (lowercase hex) keeps the ids that start with it."""
     conditions = []
+    if id_prefix is not None:
+        # A range on the primary key (an index seek; ids are lowercase hex, and "g" sorts after
+        # every hex digit), then the prefix itself in case a collation orders otherwise.
+        conditions += [_J.id >= id_prefix, _J.id < id_prefix + "g", _J.id.startswith(id_prefix)]
     if priority is not None:
         conditions.append(_J.priority == priority)
     if owner is not None:

@@ -311,8 +311,18 @@ def schemas(settings: Settings) -> dict[str, Schema]:
         ),
         "JobSummary": obj(summary),
         "Job": obj(full),
+        "JobListItem": obj(
+            summary
+            | {
+                "key_result": obj(
+                    {"name": string(examples=["test_accuracy"]), "value": {"type": "number"}},
+                    optional=("name", "value"),
+                    description="the kind's headline result (empty until there is one)",
+                )
+            }
+        ),
         "JobList": obj(
-            {"items": array(ref("JobSummary")), "total": integer(), "limit": integer(1)}
+            {"items": array(ref("JobListItem")), "total": integer(), "limit": integer(1)}
             | {"offset": integer()}
         ),
         "JobSubmission": {
@@ -396,6 +406,12 @@ def parameters(settings: Settings) -> dict[str, Schema]:
             "query",
             enum_of(["created", "priority"]),
             "created (default): newest first; priority: highest first, then newest",
+        ),
+        "IdPrefix": parameter(
+            "id_prefix",
+            "query",
+            string(pattern="^[0-9a-f]{6,32}$"),
+            "only jobs whose id starts with this (what the CLI's short ids resolve with)",
         ),
         "Limit": parameter("limit", "query", integer(1, maximum=500, default=50)),
         "Offset": parameter("offset", "query", integer(maximum=10**9, default=0)),
@@ -560,7 +576,7 @@ def paths(settings: Settings) -> dict[str, Any]:
             "get /v1/jobs",
             jobs.list_jobs,
             found("JobList"),
-            "422 Status Kind Priority Sort Limit Offset",
+            "422 Status Kind Priority Sort IdPrefix Limit Offset",
         ),
         operation(f"get {job}", jobs.get_job, found("Job"), "404 JobId"),
         operation(

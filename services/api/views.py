@@ -7,6 +7,28 @@ from typing import Any
 
 from services.api.job_reads import AnyRow, JobRecord
 from shared.db.models import Dataset
+from shared.kinds import SAMPLE_KIND
+
+# The one result the table shows of each model kind (the split's prefix varies: test_, val_).
+KEY_RESULTS = {
+    "classifier": "accuracy",
+    "autoencoder": "mse",
+    "denoiser": "psnr_db",
+    "gan": "fid",
+}
+
+
+def key_result(model_kind: str, kind: str, results: dict[str, Any] | None) -> dict[str, Any]:
+    """The result a row shows: ``{"name", "value"}``, or an empty dict when there is none."""
+    wanted = KEY_RESULTS.get(model_kind)
+    if not results or not wanted or kind == SAMPLE_KIND:
+        return {}
+    names = [wanted, f"test_{wanted}"] + [n for n in results if n.endswith(f"_{wanted}")]
+    for name in names:
+        value = results.get(name)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return {"name": name, "value": value}
+    return {}
 
 
 def _iso(value: datetime | None) -> str | None:

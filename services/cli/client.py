@@ -16,6 +16,14 @@ class ApiClientError(Exception):
         self.status = status
 
 
+def unreachable(base_url: str) -> str:
+    """The one line said when nothing answers at ``base_url``."""
+    return (
+        f"the gentrain API is not reachable at {base_url}: start it with `gentrain up` "
+        "(or point --api-url / GENTRAIN_API_URL at a running one)"
+    )
+
+
 class ApiClient:
     """Calls the v1 API at ``base_url``."""
 
@@ -30,8 +38,16 @@ class ApiClient:
         try:
             kwargs.setdefault("timeout", self.timeout)
             response = self.http.request(method, f"{self.base_url}{path}", **kwargs)
-        except requests.ConnectionError as error:
-            raise ApiClientError(f"cannot reach {self.base_url}: {error}") from None
+        except requests.Timeout:
+            message = (
+                f"the gentrain API at {self.base_url} did not answer within {self.timeout:g} s"
+            )
+            raise ApiClientError(message) from None
+        except requests.ConnectionError:
+            raise ApiClientError(unreachable(self.base_url)) from None
+        except requests.RequestException as error:
+            name = type(error).__name__
+            raise ApiClientError(f"request to {self.base_url} failed ({name})") from None
         if response.status_code >= 400:
             try:
                 detail = response.json()["error"]

@@ -9,11 +9,14 @@ from typing import Any
 
 import click
 
-from services.cli.client import ApiClient, ApiClientError
+from services.cli.client import ApiClient
 from services.cli.common import current_settings
+from services.cli.job_ids import resolve_job_id
+from services.cli.job_views import artifacts_table, datasets_table, job_summary_text, jobs_table
 from services.cli.kind_commands import parse_params
-from shared.job_state import TERMINAL_STATUSES
-from shared.kinds import KIND_SPECS, SampleParams
+from services.cli.output import emit, output_option
+from shared.job_state import TERMINAL_STATUSES, JobStatus
+from shared.kinds import KIND_SPECS, SAMPLE_KIND, SampleParams, job_kinds
 
 TERMINAL = {str(status) for status in TERMINAL_STATUSES}
 
@@ -29,10 +32,8 @@ def _print(data: Any) -> None:
 
 
 def _call(action: Any) -> Any:
-    try:
-        return action()
-    except ApiClientError as error:
-        raise click.ClickException(str(error)) from None
+    # An ApiClientError goes up to the root group (services/cli/common.py), which prints it.
+    return action()
 
 
 api_url_option = click.option(
@@ -61,10 +62,11 @@ def datasets_upload(path: Path, name: str | None, api_url: str | None) -> None:
 
 
 @datasets.command("list")
+@output_option
 @api_url_option
-def datasets_list(api_url: str | None) -> None:
-    """List datasets."""
-    _print(_call(lambda: _client(api_url).list_datasets()))
+def datasets_list(fmt: str, api_url: str | None) -> None:
+    """List datasets: name, owner, size, images, labels, test images, age."""
+    emit(_client(api_url).list_datasets(), fmt, datasets_table)
 
 
 @datasets.command("show")
@@ -105,7 +107,8 @@ def submit(
 def sample(job_id: str, params: tuple[str, ...], priority: int | None, api_url: str | None) -> None:
     """Draw samples from trained job JOB_ID; prints the sampling job's id."""
     body = parse_params(params, SampleParams)
-    job = _call(lambda: _client(api_url).sample(job_id, body, priority))
+    client = _client(api_url)
+    job = client.sample(resolve_job_id(client, job_id), body, priority)
     click.echo(job["id"])
 
 
@@ -114,22 +117,51 @@ def sample(job_id: str, params: tuple[str, ...], priority: int | None, api_url: 
 @click.option(
     "--all-artifacts", is_flag=True, help="list every artifact, not only the newest (paged)"
 )
+@click.option("--status", "status_filter", type=click.Choice([s.value for s in JobStatus]))
+@click.option("--kind", type=click.Choice(job_kinds()), default=None)
+@click.option(
+    "--limit", type=click.IntRange(1, 500), default=50, show_default=True, help="jobs listed"
+)
+@output_option
 @api_url_option
-def status(job_id: str | None, all_artifacts: bool, api_url: str | None) -> None:
-    """Show one job (its newest artifacts, and how many there are), or list recent jobs."""
+def status(
+    job_id: str | None,
+    all_artifacts: bool,
+    status_filter: str | None,
+    kind: str | None,
+    limit: int,
+    fmt: str,
+    api_url: str | None,
+) -> None:
+    """Show job JOB_ID (status, progress, metrics, results, newest artifacts), or list recent
+    jobs newest first (--status, --kind, --limit filter them)."""
     client = _client(api_url)
     if not job_id:
-        _print(_call(client.jobs))
+        page = client.jobs(status=status_filter, kind=kind, limit=limit)
+        emit(page, fmt, jobs_table)
+        if fmt == "table" and page["total"] > len(page["items"]):
+            click.echo(f"({len(page['items'])} of {page['total']}; --limit shows more)", err=True)
         return
-    job = _call(lambda: client.job(job_id))
+    job_id = resolve_job_id(client, job_id)
+    job = client.job(job_id)
     if all_artifacts:
-        job["artifacts"] = _call(lambda: client.all_artifacts(job_id))
-    _print(job)
+        job["artifacts"] = client.all_artifacts(job_id)
+    emit(job, fmt, job_summary_text)
     shown, count = len(job["artifacts"]), job.get("artifact_count", len(job["artifacts"]))
     if shown < count:
         click.echo(
             f"({shown} newest of {count} artifacts; --all-artifacts lists them all)", err=True
         )
+
+
+@click.command()
+@click.argument("job_id")
+@output_option
+@api_url_option
+def artifacts(job_id: str, fmt: str, api_url: str | None) -> None:
+    """List JOB_ID's artifacts (the names `gentrain download JOB_ID NAME` takes)."""
+    client = _client(api_url)
+    emit(client.all_artifacts(resolve_job_id(client, job_id)), fmt, artifacts_table)
 
 
 @click.command()
@@ -140,6 +172,7 @@ def status(job_id: str | None, all_artifacts: bool, api_url: str | None) -> None
 def metrics(job_id: str, after_step: int, limit: int, api_url: str | None) -> None:
     """Print a job's metrics, one line per epoch (or step block)."""
     client = _client(api_url)
+    job_id = resolve_job_id(client, job_id)
     if limit:
         rows = _call(lambda: client.metrics(job_id, limit, after_step))["items"]
     else:
@@ -160,19 +193,31 @@ def _metric_text(latest: dict[str, Any]) -> str:
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @api_url_option
 def download(job_id: str, name: str | None, output: Path | None, api_url: str | None) -> None:
-    """Download artifact NAME of JOB_ID (default: its latest sample grid)."""
+    """Download artifact NAME of JOB_ID (default: a sampling job's samples/grid.png, a training
+    job's final grid, else its latest image); `gentrain artifacts JOB_ID` lists the names."""
     client = _client(api_url)
-    if name is None:
-        images = [
-            a for a in _call(lambda: client.all_artifacts(job_id)) if a["name"].endswith(".png")
-        ]
-        if not images:
-            raise click.ClickException(f"job {job_id} has no sample grid yet")
-        name = max(images, key=lambda a: a["created_at"])["name"]
-    chosen = name
+    job_id = resolve_job_id(client, job_id)
+    chosen = name or default_grid(client.job(job_id), client.all_artifacts(job_id))
     target = output or Path(chosen.rsplit("/", 1)[-1])
-    size = _call(lambda: client.download(job_id, chosen, target))
+    size = client.download(job_id, chosen, target)
     click.echo(f"saved {target} ({size} bytes)")
+
+
+def default_grid(job: dict[str, Any], artifacts: list[dict[str, Any]]) -> str:
+    """The grid a person means by a job's images: the samples a sampling job was asked for
+    (not its interpolation strip), a training job's final grid, else the newest image."""
+    names = {a["name"] for a in artifacts}
+    if job["kind"] == SAMPLE_KIND:
+        wanted = "samples/grid.png"
+    else:
+        spec = KIND_SPECS.get(job["kind"])
+        wanted = spec.final_grid if spec else ""
+    if wanted in names:
+        return wanted
+    images = [a for a in artifacts if a["name"].endswith(".png")]
+    if not images:
+        raise click.ClickException(f"job {job['id']} has no sample grid yet ({job['status']})")
+    return str(max(images, key=lambda a: a["created_at"])["name"])
 
 
 @click.command()
@@ -180,7 +225,9 @@ def download(job_id: str, name: str | None, output: Path | None, api_url: str | 
 @api_url_option
 def cancel(job_id: str, api_url: str | None) -> None:
     """Cancel a job."""
-    job = _call(lambda: _client(api_url).cancel(job_id))
+    client = _client(api_url)
+    job_id = resolve_job_id(client, job_id)
+    job = client.cancel(job_id)
     click.echo(f"{job_id} {job['status']}")
 
 
@@ -189,6 +236,7 @@ COMMANDS: tuple[click.Command, ...] = (
     submit,
     sample,
     status,
+    artifacts,
     metrics,
     download,
     cancel,

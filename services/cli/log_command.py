@@ -16,6 +16,7 @@ from services.cli.client import ApiClient, ApiClientError
 from services.cli.client_commands import api_url_option
 from services.cli.common import current_settings
 from services.cli.event_stream import StreamUnavailable, follow_job
+from services.cli.job_ids import resolve_job_id
 
 # How often a follower asks for more while the job runs.
 FOLLOW_SECONDS = 1.0
@@ -104,9 +105,6 @@ def logs(job_id: str, attempt: int | None, follow: bool, api_url: str | None) ->
         sys.stdout.write(text)
         sys.stdout.flush()
 
-    try:
-        page = follow_log(client, job_id, attempt, follow, write)
-    except ApiClientError as error:
-        raise click.ClickException(str(error)) from None
+    page = follow_log(client, resolve_job_id(client, job_id), attempt, follow, write)
     if page["truncated"]:
         click.echo("(the log reached its size cap; later lines were not kept)", err=True)

@@ -15,11 +15,21 @@ from services.cli import (
     tensorboard_command,
     watch_commands,
 )
+from services.cli.common import GentrainGroup
 
 
-@click.group()
-def cli() -> None:
-    """gentrain: train generative image models through a job queue."""
+@click.group(cls=GentrainGroup)
+@click.option(
+    "--debug",
+    is_flag=True,
+    envvar="GENTRAIN_DEBUG",
+    help="print the traceback of an error, not only its one line",
+)
+def cli(debug: bool) -> None:
+    """gentrain: train generative image models through a job queue.
+
+    Job ids may be shortened to a unique prefix of at least 6 characters. Shell completion:
+    eval "$(_GENTRAIN_COMPLETE=bash_source gentrain)" (zsh_source, fish_source for those)."""
 
 
 for _command in (

@@ -8,6 +8,7 @@ import sys
 import click
 
 from services.cli.client_commands import _call, _client, _print, api_url_option
+from services.cli.job_ids import resolve_job_id
 
 yes_option = click.option(
     "--yes", "-y", is_flag=True, help="do not ask (needed when stdin is not a terminal)"
@@ -29,8 +30,10 @@ def _confirm(question: str, yes: bool) -> None:
 @api_url_option
 def delete(job_id: str, yes: bool, api_url: str | None) -> None:
     """Delete an ended job and its sampling jobs: artifacts, metrics, logs and history."""
+    client = _client(api_url)
+    job_id = resolve_job_id(client, job_id)
     _confirm(f"Delete job {job_id}, its sampling jobs and all their files?", yes)
-    result = _call(lambda: _client(api_url).delete_job(job_id))
+    result = _call(lambda: client.delete_job(job_id))
     deleted = result["deleted_jobs"]
     others = f" and {len(deleted) - 1} sampling job(s)" if len(deleted) > 1 else ""
     click.echo(f"deleted job {job_id}{others}")

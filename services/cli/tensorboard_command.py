@@ -15,6 +15,7 @@ import click
 
 from services.cli.client import ApiClient
 from services.cli.client_commands import _call, _client, api_url_option
+from services.cli.job_ids import resolve_job_id
 from shared.storage import check_key, file_sha256
 
 PREFIX = "tensorboard/"
@@ -82,7 +83,7 @@ def tensorboard(job_ids: tuple[str, ...], logdir: Path, api_url: str | None) -> 
     client = _client(api_url)
     found = 0
     for job_id in job_ids:
-        run, count, fetched = download_runs(client, job_id, logdir)
+        run, count, fetched = download_runs(client, resolve_job_id(client, job_id), logdir)
         if not count:
             click.echo(f"{job_id}: no TensorBoard files yet", err=True)
             continue

@@ -13,6 +13,7 @@ import click
 from services.cli.client import ApiClient
 from services.cli.client_commands import TERMINAL, _call, _client, _print, api_url_option
 from services.cli.event_stream import StreamEvent, StreamUnavailable, follow_job
+from services.cli.job_ids import resolve_job_id
 
 
 def _metric_text(values: dict[str, Any]) -> str:
@@ -82,6 +83,7 @@ def wait(job_id: str, timeout: float, api_url: str | None) -> None:
     """Show a progress bar until the job ends; exit 1 unless it succeeded."""
     client = _client(api_url)
     started = time.monotonic()
+    job_id = resolve_job_id(client, job_id)
     job = _call(lambda: client.job(job_id))
     with click.progressbar(length=1000, label=f"{job['kind']} {job_id[:8]}", show_eta=False) as bar:
         _call(lambda: _follow(client, job_id, _Bar(bar, job), started, timeout))
@@ -118,6 +120,7 @@ def events(job_id: str, with_logs: bool, as_json: bool, api_url: str | None) -> 
     """Print JOB_ID's events (history, progress, metrics, artifacts) from the start until it
     ends, as they happen."""
     client = _client(api_url)
+    job_id = resolve_job_id(client, job_id)
 
     def show() -> None:
         for event in follow_job(client, job_id, logs=with_logs):

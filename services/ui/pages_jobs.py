@@ -14,36 +14,16 @@ from sqlalchemy import Connection
 from services.api import deps, event_reads, job_reads
 from services.api.auth import caller
 from services.api.job_reads import JOBS, AnyRow
-from services.api.views import job_summary
+from services.api.views import KEY_RESULTS, job_summary, key_result
 from services.ui import display
 from services.ui.blueprint import bp
 from services.ui.context import ui_url
 from shared.job_state import JobStatus
-from shared.kinds import SAMPLE_KIND, job_kinds
+from shared.kinds import job_kinds
 
 PAGE_SIZE = 25
 _J = JOBS.c
 _EXTRA_COLUMNS = (_J.results, _J.started_at)
-# The one result the table shows of each model kind (the split's prefix varies: test_, val_).
-KEY_RESULTS = {
-    "classifier": "accuracy",
-    "autoencoder": "mse",
-    "denoiser": "psnr_db",
-    "gan": "fid",
-}
-
-
-def key_result(model_kind: str, kind: str, results: dict[str, Any] | None) -> dict[str, Any]:
-    """The result a row shows: ``{"name", "value"}``, or an empty dict when there is none."""
-    wanted = KEY_RESULTS.get(model_kind)
-    if not results or not wanted or kind == SAMPLE_KIND:
-        return {}
-    names = [wanted, f"test_{wanted}"] + [n for n in results if n.endswith(f"_{wanted}")]
-    for name in names:
-        value = results.get(name)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return {"name": name, "value": value}
-    return {}
 
 
 def row_view(row: AnyRow) -> dict[str, Any]:

@@ -87,7 +87,7 @@ def test_status_shows_the_newest_artifacts_and_pages_through_all(api: Any) -> No
     result = CliRunner().invoke(cli, ["status", job_id])
     assert result.exit_code == 0, result.output
     assert "2 newest of 3 artifacts" in result.output
-    every = CliRunner().invoke(cli, ["status", job_id, "--all-artifacts"])
+    every = CliRunner().invoke(cli, ["status", job_id, "--all-artifacts", "-o", "json"])
     assert every.exit_code == 0, every.output
     shown = json.loads(every.stdout)
     assert [item["name"] for item in shown["artifacts"]][0] == "checkpoints/latest.npz"

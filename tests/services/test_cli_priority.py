@@ -24,9 +24,9 @@ def test_priority_on_submit_sample_and_status(
     assert code == 0, plain
     urgent, plain = urgent.strip(), plain.strip()
 
-    code, out = gentrain(api_url, "status", urgent)
+    code, out = gentrain(api_url, "status", urgent, "-o", "json")
     assert code == 0 and json.loads(out)["priority"] == 9
-    code, out = gentrain(api_url, "status")
+    code, out = gentrain(api_url, "status", "-o", "json")
     listed = {job["id"]: job["priority"] for job in json.loads(out)["items"]}
     assert listed == {urgent: 9, plain: 5}
 
@@ -35,5 +35,5 @@ def test_priority_on_submit_sample_and_status(
     trained = finished_gan(settings.database_url)  # as a worker writes a finished job
     code, sampling = gentrain(api_url, "sample", trained, "--priority", "3")
     assert code == 0, sampling
-    code, out = gentrain(api_url, "status", sampling.strip())
+    code, out = gentrain(api_url, "status", sampling.strip(), "-o", "json")
     assert code == 0 and json.loads(out)["priority"] == 3

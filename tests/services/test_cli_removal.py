@@ -66,6 +66,6 @@ def test_delete_commands(api_url: str, settings: Settings, mnist_path: Path) -> 
     assert usage["datasets"]["count"] == 1 and usage["total_bytes"] == mnist_path.stat().st_size
     code, out = gentrain(api_url, "datasets", "delete", "mnist", "-y")
     assert code == 0 and "deleted dataset mnist" in out
-    assert json.loads(gentrain(api_url, "datasets", "list")[1]) == []
+    assert json.loads(gentrain(api_url, "datasets", "list", "-o", "json")[1]) == []
     code, out = gentrain(api_url, "datasets", "delete", "mnist", "--yes")
     assert code == 1 and "404" in out

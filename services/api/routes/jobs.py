@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -17,7 +18,7 @@ from services.api import deps, job_reads
 from services.api.auth import caller, can_see
 from services.api.errors import ApiError, not_found
 from services.api.job_reads import JobRecord
-from services.api.views import artifact_view, job_summary, job_view, metric_view
+from services.api.views import artifact_view, job_summary, job_view, key_result, metric_view
 from shared.dataset_registry import MNIST_NAME
 from shared.datasets import is_dataset_name
 from shared.db.models import Dataset, Job, utcnow
@@ -39,6 +40,8 @@ bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
 
 SUBMIT_FIELDS = {"kind", "dataset", "params", "priority"}
 SAMPLE_FIELDS = {"params", "priority"}
+# The start of a job id, long enough to name one job among many (the CLI's short ids).
+ID_PREFIX = re.compile(r"[0-9a-f]{6,32}")
 
 
 def _visible_job(job_id: str) -> JobRecord:
@@ -276,8 +279,8 @@ def submit_job() -> tuple[Response, int]:
 
 @bp.get("")
 def list_jobs() -> Response:
-    """Jobs, newest first (``sort=priority``: highest priority first), filtered by status, kind
-    and priority, then paginated."""
+    """Jobs, newest first (``sort=priority``: highest priority first), filtered by status, kind,
+    priority and id prefix, then paginated."""
     status = request.args.get("status")
     if status is not None and status not in {s.value for s in JobStatus}:
         raise ApiError(422, "invalid_parameter", f"unknown status {status!r}", "status")
@@ -290,12 +293,28 @@ def list_jobs() -> Response:
     sort = request.args.get("sort", "created")
     if sort not in ("created", "priority"):
         raise ApiError(422, "invalid_parameter", "sort must be created or priority", "sort")
+    id_prefix = request.args.get("id_prefix")
+    if id_prefix is not None and not ID_PREFIX.fullmatch(id_prefix):
+        message = "id_prefix must be 6 to 32 lowercase hex digits (the start of a job id)"
+        raise ApiError(422, "invalid_parameter", message, "id_prefix")
     owner = None if caller().is_admin else caller().owner
     with deps.db_read() as connection:
         total, rows = job_reads.list_jobs(
-            connection, owner, status, kind, limit, offset, (), priority, sort == "priority"
+            connection,
+            owner,
+            status,
+            kind,
+            limit,
+            offset,
+            (job_reads.JOBS.c.results,),
+            priority,
+            sort == "priority",
+            id_prefix,
         )
-    items = [job_summary(row) for row in rows]
+    items = [
+        job_summary(row) | {"key_result": key_result(row.model_kind, row.kind, row.results)}
+        for row in rows
+    ]
     return jsonify({"items": items, "total": total, "limit": limit, "offset": offset})
 
 

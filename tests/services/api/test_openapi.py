@@ -208,6 +208,8 @@ def test_documented_answers_conform(settings: Settings) -> None:
         ("GET /v1/datasets/{name}", "/v1/datasets/mnist", 200),
         ("GET /v1/datasets", "/v1/datasets", 200),
         ("GET /v1/jobs", "/v1/jobs?status=queued&kind=autoencoder&limit=2&offset=1", 200),
+        ("GET /v1/jobs", f"/v1/jobs?id_prefix={done[:6]}", 200),
+        ("GET /v1/jobs", "/v1/jobs?id_prefix=abc", 422),
         ("GET /v1/jobs/{job_id}", f"/v1/jobs/{done}", 200),
         ("GET /v1/jobs/{job_id}/metrics", f"/v1/jobs/{done}/metrics", 200),
         ("GET /v1/jobs/{job_id}/metrics", f"/v1/jobs/{done}/metrics?limit=1&after_step=0", 200),
@@ -218,6 +220,8 @@ def test_documented_answers_conform(settings: Settings) -> None:
         response = conforms(schema, route, client.get(path))
         expected = status or (302 if settings.uses_s3 else 200)
         assert response.status_code == expected, (path, response.json)
+    found = client.get(f"/v1/jobs?id_prefix={done[:6]}").json["items"]
+    assert [item["id"] for item in found] == [done]
     png = client.get(f"/v1/jobs/{done}/artifacts/samples/grid.png?redirect=0")
     conforms(schema, "GET /v1/jobs/{job_id}/artifacts/{name}", png)
     assert png.status_code == 200 and png.data == PNG and png.mimetype == "image/png"

@@ -1,0 +1,135 @@
+"""What people read of jobs, datasets and artifacts: the tables of the list commands and the
+summary of ``gentrain status JOB`` (``-o json`` prints the API's answers instead)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from services.cli.output import age, number, parse_time, size, span, table
+
+SHORT_ID = 8
+
+
+def short_id(job_id: str | None) -> str:
+    """The start of a job id that the tables show (and commands accept)."""
+    return (job_id or "-")[:SHORT_ID]
+
+
+def _key_result(job: dict[str, Any]) -> str:
+    result = job.get("key_result") or {}
+    return f"{result['name']}={number(result['value'])}" if result.get("name") else "-"
+
+
+def _dataset(job: dict[str, Any]) -> str:
+    if job.get("parent_id"):
+        return f"from {short_id(job['parent_id'])}"
+    return str(job.get("dataset") or "-")
+
+
+def jobs_table(page: dict[str, Any]) -> str:
+    """A page of ``GET /v1/jobs``, one job a line."""
+    headers = ("id", "kind", "dataset", "status", "pri", "progress", "result", "age")
+    rows = [
+        (
+            short_id(job["id"]),
+            job["kind"] if job["kind"] != "sample" else f"sample/{job['model_kind']}",
+            _dataset(job),
+            job["status"],
+            str(job.get("priority", "-")),
+            f"{job['progress']:.0%}",
+            _key_result(job),
+            age(job["created_at"]),
+        )
+        for job in page["items"]
+    ]
+    return table(headers, rows, flexible=(1, 2, 6)) if rows else "no jobs"
+
+
+def datasets_table(items: list[dict[str, Any]]) -> str:
+    """The datasets of ``GET /v1/datasets``, one a line."""
+    headers = ("name", "owner", "size", "images", "labels", "test", "age")
+    rows = []
+    for dataset in items:
+        arrays = dataset.get("arrays") or {}
+        images = (arrays.get("x_train") or {}).get("shape") or [0]
+        test = (arrays.get("x_test") or {}).get("shape") or [0]
+        rows.append(
+            (
+                dataset["name"],
+                dataset.get("owner") or "-",
+                size(dataset["size_bytes"]),
+                str(images[0]),
+                "yes" if "y_train" in arrays else "no",
+                str(test[0]) if "x_test" in arrays else "-",
+                age(dataset["created_at"]),
+            )
+        )
+    return table(headers, rows, flexible=(0, 1)) if rows else "no datasets"
+
+
+def artifacts_table(items: list[dict[str, Any]]) -> str:
+    """A job's artifacts, in the order they were made."""
+    headers = ("name", "size", "type", "age")
+    rows = [
+        (a["name"], size(a["size_bytes"]), a["content_type"], age(a["created_at"])) for a in items
+    ]
+    return table(headers, rows, flexible=(0, 2)) if rows else "no artifacts yet"
+
+
+def _values(values: dict[str, Any] | None) -> str:
+    parts = []
+    for key, value in (values or {}).items():
+        text = number(value) if not isinstance(value, (dict, list)) else json.dumps(value)
+        parts.append(f"{key}={text}")
+    return " ".join(parts) or "-"
+
+
+def _timing(job: dict[str, Any]) -> str:
+    text = f"created {age(job['created_at'])} ago"
+    started, finished = job.get("started_at"), job.get("finished_at")
+    begun, ended = parse_time(started), parse_time(finished)
+    if begun and ended:
+        text += f", ran {span((ended - begun).total_seconds())}"
+    if finished:
+        text += f", finished {age(finished)} ago"
+    elif started:
+        text += f", started {age(started)} ago"
+    return text
+
+
+def job_summary_text(job: dict[str, Any]) -> str:
+    """``gentrain status JOB``: the job's state, progress, metrics, results and artifacts."""
+    kind = job["kind"]
+    if kind == "sample":
+        kind = f"sample of {job['model_kind']} job {job['parent_id']}"
+    status = job["status"] + (f" (attempt {job['attempts']})" if job.get("attempts", 0) > 1 else "")
+    progress = f"{job['progress']:.0%}"
+    if job.get("eta_seconds") is not None and job["status"] == "running":
+        progress += f", about {span(job['eta_seconds'])} left"
+    latest = job.get("latest_metrics") or {}
+    metrics = f"step {latest['step']}: {_values(latest.get('values'))}" if latest else "-"
+    lines = [
+        ("job", job["id"]),
+        ("kind", kind),
+        ("dataset", str(job.get("dataset") or "-")),
+        ("status", status),
+        ("progress", progress),
+        ("priority", str(job.get("priority", "-"))),
+        ("time", _timing(job)),
+        ("params", _values(job.get("params"))),
+        ("metrics", metrics),
+        ("results", _values(job.get("results"))),
+    ]
+    if job.get("error"):
+        lines.insert(4, ("error", job["error"]))
+    if job.get("expired"):
+        lines.append(("expired", "retention removed its artifacts"))
+    text = "\n".join(f"{label:<9} {value}" for label, value in lines)
+    artifacts = job.get("artifacts") or []
+    count = job.get("artifact_count", len(artifacts))
+    shown = f"{count}" if len(artifacts) >= count else f"the newest {len(artifacts)} of {count}"
+    if not artifacts:
+        return f"{text}\nartifacts none"
+    body = "\n".join("  " + line for line in artifacts_table(artifacts).splitlines())
+    return f"{text}\nartifacts {shown}:\n{body}"
