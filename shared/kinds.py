@@ -8,7 +8,7 @@ TensorFlow.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -101,6 +101,11 @@ class AutoencoderParams(CommonParams):
     batch_size: int = Field(256, ge=1, le=4096, description="images per batch, per replica")
     learning_rate: float = Field(0.001, ge=1e-6, le=1.0, description="Adam learning rate")
     encoding_dim: int = Field(32, ge=1, le=784, description="size of the code layer")
+    architecture: Literal["dense", "conv"] = Field(
+        "dense",
+        description="dense: the seed's 784-code-784; conv: strided convolutions down to the "
+        "same code and transposed ones back up",
+    )
     shuffle: bool = Field(True, description="shuffle the training split each epoch")
     sample_every: int = Field(
         0, ge=0, le=1000, description="save a sample grid every K epochs (0: at the end)"

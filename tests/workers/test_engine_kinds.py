@@ -87,3 +87,16 @@ def test_sampling_each_kind_writes_its_grids(arrays: Arrays, name: str) -> None:
 def test_sampling_an_unknown_kind_is_a_user_error() -> None:
     with pytest.raises(UserError, match="not supported"):
         sample_images("vae", None, None, {"count": 1, "seed": 0}, {})
+
+
+def test_the_conv_option_keeps_the_autoencoders_interface() -> None:
+    """784 in, 784 in [0, 1] out, a code of encoding_dim: what grids, scores and sampling use."""
+    for kind in ("autoencoder", "denoiser"):
+        params = validate_training_spec(kind, {"architecture": "conv", "encoding_dim": 16})
+        model = KINDS[kind].build(params).model
+        assert model.name == "conv_autoencoder"
+        assert model.get_layer("encoded").output.shape[-1] == 16
+        out = np.asarray(model(np.random.default_rng(0).random((3, 784), dtype=np.float32)))
+        assert out.shape == (3, 784) and 0.0 <= out.min() and out.max() <= 1.0
+    dense = KINDS["autoencoder"].build(validate_training_spec("autoencoder", {})).model
+    assert dense.name == "autoencoder"  # the seed's network stays the default

@@ -1,4 +1,5 @@
-"""Run by test_engine: split the CPU into 2 logical devices, then train every kind briefly.
+"""Run by test_engine: split the CPU into 2 logical devices, then train every kind (and each
+architecture option) briefly.
 
 Logical devices must be configured before TensorFlow initialises, hence a separate process.
 """
@@ -24,12 +25,14 @@ from workers.engine.data import load_arrays  # noqa: E402
 from workers.engine.distribution import make_strategy  # noqa: E402
 from workers.engine.training import train  # noqa: E402
 
-RUNS = {
-    "classifier": {"epochs": 2},
-    "autoencoder": {"epochs": 3},
-    "denoiser": {"epochs": 3},
-    "gan": {"steps": 4, "steps_per_epoch": 2, "batch_size": 32, "quality_samples": 100},
-}
+RUNS = [
+    ("classifier", {"epochs": 2}),
+    ("autoencoder", {"epochs": 3}),
+    ("autoencoder", {"epochs": 3, "architecture": "conv"}),
+    ("denoiser", {"epochs": 3}),
+    ("denoiser", {"epochs": 3, "architecture": "conv"}),
+    ("gan", {"steps": 4, "steps_per_epoch": 2, "batch_size": 32, "quality_samples": 100}),
+]
 
 
 def main() -> None:
@@ -38,7 +41,7 @@ def main() -> None:
     print(f"replicas={strategy.num_replicas_in_sync}", flush=True)
     assert strategy.num_replicas_in_sync == 2
     arrays = load_arrays(Path(sys.argv[1]), max_train_images=2000)
-    for kind, overrides in RUNS.items():
+    for kind, overrides in RUNS:
         params = validate_training_spec(kind, overrides)
         reporter = MemoryReporter()
         outcome = train(kind, arrays, params, reporter)

@@ -19,6 +19,7 @@ from workers.engine.gan import GAN
 from workers.engine.models import (
     build_autoencoder,
     build_classifier,
+    build_conv_autoencoder,
     build_discriminator,
     build_generator,
 )
@@ -196,7 +197,8 @@ class Classifier(Kind):
 
 
 class Autoencoder(Kind):
-    """The seed's dense autoencoder: Adam, MSE, validated on the test split."""
+    """The seed's dense autoencoder (or, as an option, a convolutional one): Adam, MSE,
+    validated on the test split."""
 
     name = "autoencoder"
 
@@ -205,7 +207,9 @@ class Autoencoder(Kind):
         return x
 
     def build(self, params: dict[str, Any]) -> Built:
-        model = build_autoencoder(params["encoding_dim"])
+        conv = params.get("architecture", "dense") == "conv"  # jobs from before the option: dense
+        builder = build_conv_autoencoder if conv else build_autoencoder
+        model = builder(params["encoding_dim"])
         model.compile(
             optimizer=keras.optimizers.Adam(params["learning_rate"]),
             loss="mse",

@@ -1,4 +1,5 @@
-"""Model builders: small functions returning named, uncompiled Keras models (the seed's)."""
+"""Model builders: small functions returning named, uncompiled Keras models (the seed's, and the
+options that improve on them)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,29 @@ def build_autoencoder(encoding_dim: int = 32) -> keras.Model:
     encoded = layers.Dense(encoding_dim, activation="relu", name="encoded")(inputs)
     decoded = layers.Dense(784, activation="sigmoid", name="decoded", dtype="float32")(encoded)
     return keras.Model(inputs, decoded, name="autoencoder")
+
+
+def build_conv_autoencoder(encoding_dim: int = 32, depth: int = 32) -> keras.Model:
+    """A convolutional autoencoder with the seed's interface (784 in, 784 out, a code of
+    ``encoding_dim``): two 3×3 stride-2 convolutions (28 → 14 → 7), a linear code, and two
+    stride-2 transposed convolutions back up to a sigmoid image."""
+    inputs = keras.Input(shape=(784,), name="image")
+    x = layers.Reshape(IMAGE_SHAPE, name="to_image")(inputs)
+    for i, filters in enumerate((depth, depth * 2), start=1):
+        x = layers.Conv2D(
+            filters, 3, strides=2, padding="same", activation="relu", name=f"conv_{i}"
+        )(x)
+    x = layers.Flatten(name="flatten")(x)
+    encoded = layers.Dense(encoding_dim, name="encoded")(x)
+    x = layers.Dense(7 * 7 * depth * 2, activation="relu", name="project")(encoded)
+    x = layers.Reshape((7, 7, depth * 2), name="reshape")(x)
+    for i, filters in enumerate((depth * 2, depth), start=1):
+        x = layers.Conv2DTranspose(
+            filters, 3, strides=2, padding="same", activation="relu", name=f"deconv_{i}"
+        )(x)
+    x = layers.Conv2D(1, 3, padding="same", activation="sigmoid", name="pixels", dtype="float32")(x)
+    decoded = layers.Reshape((784,), name="decoded", dtype="float32")(x)
+    return keras.Model(inputs, decoded, name="conv_autoencoder")
 
 
 def build_discriminator(depth: int = 64, dropout: float = 0.4) -> keras.Model:

@@ -86,6 +86,13 @@ def test_submit_queues_the_job_and_sends_only_its_id(
             "params.batch_size",
             "at most",
         ),
+        (
+            {"kind": "denoiser", "dataset": "mnist", "params": {"architecture": "resnet"}},
+            None,
+            422,
+            "params.architecture",
+            "one of 'dense' or 'conv'",
+        ),
         ({"kind": "autoencoder", "dataset": "nope"}, None, 422, "dataset", "not found"),
         ({"kind": "autoencoder"}, None, 422, "dataset", "dataset"),
         (
