@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
 from services.cli.common import current_settings, migrate_if_embedded
+from services.cli.output import emit, output_option, table
 
 
 @click.group()
@@ -32,16 +34,33 @@ def keys_create(owner: str, admin: bool) -> None:
 
 
 @keys.command("list")
-def keys_list() -> None:
-    """List keys (prefixes only)."""
+@output_option
+def keys_list(fmt: str) -> None:
+    """List keys (prefixes only): id, prefix, owner, admin, state, created."""
     from shared.api_keys import list_keys
 
-    for row in list_keys(current_settings().database_url):
-        state = "revoked" if row.revoked_at else "active"
-        admin = " admin" if row.is_admin else ""
-        click.echo(
-            f"{row.id}  {row.prefix}…  {row.owner}{admin}  {state}  {row.created_at:%Y-%m-%d}"
-        )
+    keys = [
+        {
+            "id": row.id,
+            "prefix": row.prefix,
+            "owner": row.owner,
+            "admin": row.is_admin,
+            "state": "revoked" if row.revoked_at else "active",
+            "created_at": row.created_at.isoformat(),
+        }
+        for row in list_keys(current_settings().database_url)
+    ]
+    emit(keys, fmt, _keys_table)
+
+
+def _keys_table(keys: list[dict[str, Any]]) -> str:
+    headers = ("id", "prefix", "owner", "admin", "state", "created")
+    rows = [
+        (k["id"], f"{k['prefix']}…", k["owner"], "yes" if k["admin"] else "no", k["state"])
+        + (k["created_at"][:10],)
+        for k in keys
+    ]
+    return table(headers, rows, flexible=(2,)) if rows else "no keys"
 
 
 @keys.command("revoke")

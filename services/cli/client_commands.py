@@ -12,7 +12,13 @@ import click
 from services.cli.client import ApiClient
 from services.cli.common import current_settings
 from services.cli.job_ids import resolve_job_id
-from services.cli.job_views import artifacts_table, datasets_table, job_summary_text, jobs_table
+from services.cli.job_views import (
+    artifacts_table,
+    datasets_table,
+    job_summary_text,
+    jobs_table,
+    metrics_table,
+)
 from services.cli.kind_commands import parse_params
 from services.cli.output import emit, output_option
 from shared.job_state import TERMINAL_STATUSES, JobStatus
@@ -168,23 +174,17 @@ def artifacts(job_id: str, fmt: str, api_url: str | None) -> None:
 @click.argument("job_id")
 @click.option("--after-step", type=int, default=0, help="only steps after this one")
 @click.option("--limit", type=int, default=0, help="at most this many rows (0: all, paged)")
+@output_option
 @api_url_option
-def metrics(job_id: str, after_step: int, limit: int, api_url: str | None) -> None:
-    """Print a job's metrics, one line per epoch (or step block)."""
+def metrics(job_id: str, after_step: int, limit: int, fmt: str, api_url: str | None) -> None:
+    """Print a job's metrics: a row per epoch (or step block), a column per metric."""
     client = _client(api_url)
     job_id = resolve_job_id(client, job_id)
     if limit:
         rows = _call(lambda: client.metrics(job_id, limit, after_step))["items"]
     else:
         rows = _call(lambda: client.all_metrics(job_id, after_step))
-    for row in rows:
-        click.echo(f"{row['step']:>8} {_metric_text(row)}")
-
-
-def _metric_text(latest: dict[str, Any]) -> str:
-    values = latest.get("values") or {}
-    # A value that was not finite is null (issue 10).
-    return " ".join(f"{k}={v:.4g}" if v is not None else f"{k}=null" for k, v in values.items())
+    emit(rows, fmt, metrics_table)
 
 
 @click.command()

@@ -77,6 +77,20 @@ def artifacts_table(items: list[dict[str, Any]]) -> str:
     return table(headers, rows, flexible=(0, 2)) if rows else "no artifacts yet"
 
 
+def metrics_table(rows: list[dict[str, Any]]) -> str:
+    """A job's metrics rows: the step, each metric (null: not finite, issue 10), the seconds."""
+    names = list(dict.fromkeys(name for row in rows for name in row.get("values") or {}))
+    lines = [
+        (
+            str(row["step"]),
+            *(number((row.get("values") or {}).get(name)) for name in names),
+            f"{row['seconds']:.1f}" if row.get("seconds") is not None else "-",
+        )
+        for row in rows
+    ]
+    return table(("step", *names, "seconds"), lines) if lines else "no metrics yet"
+
+
 def _values(values: dict[str, Any] | None) -> str:
     parts = []
     for key, value in (values or {}).items():

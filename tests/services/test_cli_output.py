@@ -227,3 +227,35 @@ def test_shell_completion_script() -> None:
         cli, [], prog_name="gentrain", env={"_GENTRAIN_COMPLETE": "bash_source"}
     )
     assert result.exit_code == 0 and "_gentrain_completion" in result.output
+
+
+def test_metrics_and_keys_tables(
+    api_url: str, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from services.cli import admin_commands
+    from shared.api_keys import create_key
+    from shared.jobs import record_epoch
+
+    job_id = create_test_job(settings.database_url)
+    with session_scope(settings.database_url) as session:
+        job = claim(session, job_id)
+        assert job is not None and job.lease is not None
+        for step, loss in ((1, 0.25), (2, None)):  # a loss that was not finite is null
+            record_epoch(
+                session, job_id, job.lease, step=step, values={"loss": loss, "mse": 0.5},
+                seconds=1.5, progress=step / 2, eta_seconds=None,
+            )  # fmt: skip
+    rows = table_rows(ok(gentrain(api_url, "metrics", job_id[:6])))
+    assert rows == [["STEP", "LOSS", "MSE", "SECONDS"], ["1", "0.25", "0.5", "1.5"]] + [
+        ["2", "null", "0.5", "1.5"]
+    ]
+    as_json = json.loads(ok(gentrain(api_url, "metrics", job_id, "-o", "json")))
+    assert [row["values"]["loss"] for row in as_json] == [0.25, None]
+
+    monkeypatch.setattr(admin_commands, "current_settings", lambda: settings)
+    row, _secret = create_key(settings.database_url, "alice", True)
+    header, line = table_rows(ok(CliRunner().invoke(cli, ["keys", "list"])))
+    assert header == ["ID", "PREFIX", "OWNER", "ADMIN", "STATE", "CREATED"]
+    assert line[:5] == [str(row.id), f"{row.prefix}…", "alice", "yes", "active"]
+    [listed] = json.loads(ok(CliRunner().invoke(cli, ["keys", "list", "-o", "json"])))
+    assert listed["owner"] == "alice" and listed["admin"] is True and listed["state"] == "active"

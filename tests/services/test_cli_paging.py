@@ -98,8 +98,11 @@ def test_metrics_pages_through_every_row(api: Any) -> None:
     job_id, transport = api
     result = CliRunner().invoke(cli, ["metrics", job_id])
     assert result.exit_code == 0, result.output
-    steps = [int(line.split()[0]) for line in result.output.splitlines()]
-    assert steps == list(range(1, 26))
+    header, *lines = result.stdout.splitlines()
+    assert header.split() == ["STEP", "LOSS", "SECONDS"]
+    assert [int(line.split()[0]) for line in lines] == list(range(1, 26))
     assert sum("/metrics" in path for path in transport.paths) == 3  # pages of at most 10
-    later = CliRunner().invoke(cli, ["metrics", job_id, "--after-step", "20", "--limit", "2"])
-    assert [int(line.split()[0]) for line in later.output.splitlines()] == [21, 22]
+    later = CliRunner().invoke(
+        cli, ["metrics", job_id, "--after-step", "20", "--limit", "2", "-o", "json"]
+    )
+    assert [row["step"] for row in json.loads(later.stdout)] == [21, 22]
