@@ -4,6 +4,7 @@ HTTP on loopback; `gentrain status` shows the priority of a job and of each list
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from shared.settings import Settings
@@ -26,6 +27,10 @@ def test_priority_on_submit_sample_and_status(
 
     code, out = gentrain(api_url, "status", urgent, "-o", "json")
     assert code == 0 and json.loads(out)["priority"] == 9
+    code, out = gentrain(api_url, "status", urgent)  # the readable view
+    assert code == 0 and re.search(r"priority\W+9\b", out), out
+    code, table = gentrain(api_url, "status")
+    assert code == 0 and "pri" in table.lower().splitlines()[0].split(), table
     code, out = gentrain(api_url, "status", "-o", "json")
     listed = {job["id"]: job["priority"] for job in json.loads(out)["items"]}
     assert listed == {urgent: 9, plain: 5}
