@@ -4,9 +4,10 @@ summary of ``gentrain status JOB`` (``-o json`` prints the API's answers instead
 from __future__ import annotations
 
 import json
+import textwrap
 from typing import Any
 
-from services.cli.output import age, number, parse_time, size, span, table
+from services.cli.output import age, number, parse_time, size, span, table, terminal_width
 
 SHORT_ID = 8
 
@@ -68,13 +69,13 @@ def datasets_table(items: list[dict[str, Any]]) -> str:
     return table(headers, rows, flexible=(0, 1)) if rows else "no datasets"
 
 
-def artifacts_table(items: list[dict[str, Any]]) -> str:
+def artifacts_table(items: list[dict[str, Any]], width: int | None = None) -> str:
     """A job's artifacts, in the order they were made."""
     headers = ("name", "size", "type", "age")
     rows = [
         (a["name"], size(a["size_bytes"]), a["content_type"], age(a["created_at"])) for a in items
     ]
-    return table(headers, rows, flexible=(0, 2)) if rows else "no artifacts yet"
+    return table(headers, rows, flexible=(0, 2), width=width) if rows else "no artifacts yet"
 
 
 def metrics_table(rows: list[dict[str, Any]]) -> str:
@@ -91,12 +92,16 @@ def metrics_table(rows: list[dict[str, Any]]) -> str:
     return table(("step", *names, "seconds"), lines) if lines else "no metrics yet"
 
 
+def _value(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k}:{_value(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return json.dumps(value)
+    return number(value)
+
+
 def _values(values: dict[str, Any] | None) -> str:
-    parts = []
-    for key, value in (values or {}).items():
-        text = number(value) if not isinstance(value, (dict, list)) else json.dumps(value)
-        parts.append(f"{key}={text}")
-    return " ".join(parts) or "-"
+    return " ".join(f"{key}={_value(value)}" for key, value in (values or {}).items()) or "-"
 
 
 def _timing(job: dict[str, Any]) -> str:
@@ -139,11 +144,18 @@ def job_summary_text(job: dict[str, Any]) -> str:
         lines.insert(4, ("error", job["error"]))
     if job.get("expired"):
         lines.append(("expired", "retention removed its artifacts"))
-    text = "\n".join(f"{label:<9} {value}" for label, value in lines)
+    wrap = textwrap.TextWrapper(
+        width=max(terminal_width(), 40),
+        subsequent_indent=" " * 10,
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+    text = "\n".join(wrap.fill(f"{label:<9} {value}") for label, value in lines)
     artifacts = job.get("artifacts") or []
     count = job.get("artifact_count", len(artifacts))
     shown = f"{count}" if len(artifacts) >= count else f"the newest {len(artifacts)} of {count}"
     if not artifacts:
         return f"{text}\nartifacts none"
-    body = "\n".join("  " + line for line in artifacts_table(artifacts).splitlines())
+    listed = artifacts_table(artifacts, width=terminal_width() - 2)
+    body = "\n".join("  " + line for line in listed.splitlines())
     return f"{text}\nartifacts {shown}:\n{body}"
