@@ -14,6 +14,7 @@ from services.cli.common import current_settings
 from services.cli.job_ids import resolve_job_id
 from services.cli.job_views import (
     artifacts_table,
+    dataset_text,
     datasets_table,
     job_summary_text,
     jobs_table,
@@ -78,10 +79,11 @@ def datasets_list(fmt: str, api_url: str | None) -> None:
 @datasets.command("show")
 @click.argument("name")
 @click.option("--owner", default=None, help="admins: another owner's dataset of that name")
+@output_option
 @api_url_option
-def datasets_show(name: str, owner: str | None, api_url: str | None) -> None:
-    """Show one dataset."""
-    _print(_call(lambda: _client(api_url).dataset(name, owner)))
+def datasets_show(name: str, owner: str | None, fmt: str, api_url: str | None) -> None:
+    """Show one dataset: its row of `datasets list`, then each array's shape and type."""
+    emit(_client(api_url).dataset(name, owner), fmt, dataset_text)
 
 
 @click.command()

@@ -69,6 +69,16 @@ def datasets_table(items: list[dict[str, Any]]) -> str:
     return table(headers, rows, flexible=(0, 1)) if rows else "no datasets"
 
 
+def dataset_text(dataset: dict[str, Any]) -> str:
+    """One dataset: its row of the list, then each array's shape and type, and its sha256."""
+    arrays = [
+        (name, "×".join(str(n) for n in info["shape"]), info["dtype"])
+        for name, info in (dataset.get("arrays") or {}).items()
+    ]
+    listed = table(("array", "shape", "dtype"), arrays)
+    return f"{datasets_table([dataset])}\n\n{listed}\n\nsha256 {dataset['sha256']}"
+
+
 def artifacts_table(items: list[dict[str, Any]], width: int | None = None) -> str:
     """A job's artifacts, in the order they were made."""
     headers = ("name", "size", "type", "age")

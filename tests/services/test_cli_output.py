@@ -92,6 +92,12 @@ def test_list_tables_and_their_json(api_url: str, settings: Settings, mnist_path
     arrays = datasets[0]["arrays"]
     assert row[0] == "mnist" and str(arrays["x_train"]["shape"][0]) in row
     assert ("yes" if "y_train" in arrays else "no") in row
+    shown = ok(gentrain(api_url, "datasets", "show", "mnist"))
+    assert table_rows(shown)[:2] == [header, row] and f"sha256 {datasets[0]['sha256']}" in shown
+    shape = "×".join(str(n) for n in arrays["x_train"]["shape"])
+    assert ["x_train", shape, arrays["x_train"]["dtype"]] in table_rows(shown)
+    as_json = ok(gentrain(api_url, "datasets", "show", "mnist", "-o", "json"))
+    assert json.loads(as_json) == datasets[0]
 
     queued = ok(gentrain(api_url, "submit", "autoencoder", "--dataset", "mnist")).strip()
     done = finished_job(settings, "classifier", {"test_accuracy": 0.9123, "test_loss": 0.3}, {})
