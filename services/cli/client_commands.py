@@ -11,7 +11,7 @@ import click
 
 from services.cli.client import ApiClient
 from services.cli.common import current_settings
-from services.cli.job_ids import resolve_job_id
+from services.cli.job_ids import complete_job_ids, resolve_job_id
 from services.cli.job_views import (
     artifacts_table,
     dataset_text,
@@ -108,7 +108,7 @@ def submit(
 
 
 @click.command()
-@click.argument("job_id")
+@click.argument("job_id", shell_complete=complete_job_ids)
 @click.option("--param", "-p", "params", multiple=True, help="KEY=VALUE, e.g. count=64")
 @priority_option
 @api_url_option
@@ -121,7 +121,7 @@ def sample(job_id: str, params: tuple[str, ...], priority: int | None, api_url: 
 
 
 @click.command()
-@click.argument("job_id", required=False)
+@click.argument("job_id", required=False, shell_complete=complete_job_ids)
 @click.option(
     "--all-artifacts", is_flag=True, help="list every artifact, not only the newest (paged)"
 )
@@ -163,7 +163,7 @@ def status(
 
 
 @click.command()
-@click.argument("job_id")
+@click.argument("job_id", shell_complete=complete_job_ids)
 @output_option
 @api_url_option
 def artifacts(job_id: str, fmt: str, api_url: str | None) -> None:
@@ -173,7 +173,7 @@ def artifacts(job_id: str, fmt: str, api_url: str | None) -> None:
 
 
 @click.command()
-@click.argument("job_id")
+@click.argument("job_id", shell_complete=complete_job_ids)
 @click.option("--after-step", type=int, default=0, help="only steps after this one")
 @click.option("--limit", type=int, default=0, help="at most this many rows (0: all, paged)")
 @output_option
@@ -190,7 +190,7 @@ def metrics(job_id: str, after_step: int, limit: int, fmt: str, api_url: str | N
 
 
 @click.command()
-@click.argument("job_id")
+@click.argument("job_id", shell_complete=complete_job_ids)
 @click.argument("name", required=False)
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @api_url_option
@@ -223,7 +223,7 @@ def default_grid(job: dict[str, Any], artifacts: list[dict[str, Any]]) -> str:
 
 
 @click.command()
-@click.argument("job_id")
+@click.argument("job_id", shell_complete=complete_job_ids)
 @api_url_option
 def cancel(job_id: str, api_url: str | None) -> None:
     """Cancel a job."""

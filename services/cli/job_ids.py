@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import string
 
 import click
+from click.shell_completion import CompletionItem
 
-from services.cli.client import ApiClient
+from services.cli.client import ApiClient, ApiClientError
+from services.cli.common import current_settings
 
 ID_LENGTH = 32
 MIN_PREFIX = 6
 # How many matches an ambiguous prefix lists.
 SHOWN_MATCHES = 10
+# How many recent jobs a completion offers, and how long it waits for the API.
+COMPLETIONS = 50
+COMPLETION_TIMEOUT = 2.0
 
 
 def resolve_job_id(client: ApiClient, job_id: str) -> str:
@@ -42,3 +48,26 @@ def resolve_job_id(client: ApiClient, job_id: str) -> str:
     raise click.ClickException(
         f"job id {wanted!r} is ambiguous: {page['total']} jobs start with it: {listed}{more}"
     )
+
+
+def complete_job_ids(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    """Shell completion of a job id: the short ids of recent jobs that start with what was typed,
+    each with its kind and status (none when the API does not answer)."""
+    api_url = ctx.params.get("api_url") or current_settings().api_url
+    client = ApiClient(
+        api_url, timeout=COMPLETION_TIMEOUT, api_key=os.environ.get("GENTRAIN_API_KEY")
+    )
+    wanted = incomplete.lower()
+    try:
+        page = client.jobs(
+            limit=COMPLETIONS, id_prefix=wanted if len(wanted) >= MIN_PREFIX else None
+        )
+    except ApiClientError:
+        return []
+    return [
+        CompletionItem(job["id"][:8], help=f"{job['kind']} {job['status']}")
+        for job in page["items"]
+        if job["id"].startswith(wanted)
+    ]

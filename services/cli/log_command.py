@@ -16,7 +16,7 @@ from services.cli.client import ApiClient, ApiClientError
 from services.cli.client_commands import api_url_option
 from services.cli.common import current_settings
 from services.cli.event_stream import StreamUnavailable, follow_job
-from services.cli.job_ids import resolve_job_id
+from services.cli.job_ids import complete_job_ids, resolve_job_id
 
 # How often a follower asks for more while the job runs.
 FOLLOW_SECONDS = 1.0
@@ -91,7 +91,7 @@ def _poll_log(
 
 
 @click.command()
-@click.argument("job_id")
+@click.argument("job_id", shell_complete=complete_job_ids)
 @click.option("--attempt", type=click.IntRange(1), default=None, help="one attempt's log only")
 @click.option("--follow", "-f", is_flag=True, help="keep printing until the job ends")
 @api_url_option

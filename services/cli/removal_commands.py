@@ -8,7 +8,7 @@ import sys
 import click
 
 from services.cli.client_commands import _call, _client, _print, api_url_option
-from services.cli.job_ids import resolve_job_id
+from services.cli.job_ids import complete_job_ids, resolve_job_id
 
 yes_option = click.option(
     "--yes", "-y", is_flag=True, help="do not ask (needed when stdin is not a terminal)"
@@ -25,7 +25,7 @@ def _confirm(question: str, yes: bool) -> None:
 
 
 @click.command("delete")
-@click.argument("job_id")
+@click.argument("job_id", shell_complete=complete_job_ids)
 @yes_option
 @api_url_option
 def delete(job_id: str, yes: bool, api_url: str | None) -> None:

@@ -15,7 +15,7 @@ import click
 
 from services.cli.client import ApiClient
 from services.cli.client_commands import _call, _client, api_url_option
-from services.cli.job_ids import resolve_job_id
+from services.cli.job_ids import complete_job_ids, resolve_job_id
 from shared.storage import check_key, file_sha256
 
 PREFIX = "tensorboard/"
@@ -69,7 +69,9 @@ def download_runs(client: ApiClient, job_id: str, logdir: Path) -> tuple[Path, i
 
 
 @click.command("tensorboard")
-@click.argument("job_ids", nargs=-1, required=True, metavar="JOB [JOB ...]")
+@click.argument(
+    "job_ids", nargs=-1, required=True, metavar="JOB [JOB ...]", shell_complete=complete_job_ids
+)
 @click.option(
     "--logdir",
     required=True,

@@ -13,7 +13,7 @@ import click
 from services.cli.client import ApiClient
 from services.cli.client_commands import TERMINAL, _call, _client, _print, api_url_option
 from services.cli.event_stream import StreamEvent, StreamUnavailable, follow_job
-from services.cli.job_ids import resolve_job_id
+from services.cli.job_ids import complete_job_ids, resolve_job_id
 
 
 def _metric_text(values: dict[str, Any]) -> str:
@@ -74,7 +74,7 @@ def _follow(client: ApiClient, job_id: str, bar: _Bar, started: float, timeout: 
 
 
 @click.command()
-@click.argument("job_id")
+@click.argument("job_id", shell_complete=complete_job_ids)
 @click.option(
     "--timeout", type=float, default=0.0, help="give up after this many seconds (0: never)"
 )
@@ -112,7 +112,7 @@ def _event_line(event: StreamEvent) -> str:
 
 
 @click.command()
-@click.argument("job_id")
+@click.argument("job_id", shell_complete=complete_job_ids)
 @click.option("--logs", "with_logs", is_flag=True, help="include the job's log lines")
 @click.option("--json", "as_json", is_flag=True, help="one JSON object per event")
 @api_url_option

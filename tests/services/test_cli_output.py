@@ -227,6 +227,20 @@ def test_short_job_ids(api_url: str, settings: Settings, monkeypatch: pytest.Mon
     out = ok(gentrain(api_url, "cancel", "c0ffee02"))
     assert out.strip() == f"{second} cancelled"
 
+    def complete(*words: str) -> list[str]:
+        env = {
+            "_GENTRAIN_COMPLETE": "bash_complete",
+            "COMP_WORDS": " ".join(["gentrain", *words]),
+            "COMP_CWORD": str(len(words)),
+        }
+        return ok(CliRunner().invoke(cli, [], prog_name="gentrain", env=env)).split()
+
+    offered = complete("status", "--api-url", api_url, "c0f")
+    assert sorted(offered) == ["plain,c0ffee01", "plain,c0ffee02"]
+    assert complete("logs", "--api-url", api_url, "c0ffee01") == ["plain,c0ffee01"]
+    closed = f"http://127.0.0.1:{free_port()}"
+    assert complete("status", "--api-url", closed, "c0f") == []  # no API: nothing to offer
+
 
 def test_shell_completion_script() -> None:
     result = CliRunner().invoke(
