@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-fast lint check-deploy bench clean
+.PHONY: install run test test-fast lint check-deploy compose-smoke bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ lint: install
 check-deploy:
 	bash deploy/install-checkers.sh
 	bash deploy/check.sh
+
+# The compose stack for real: builds the image, starts docker-compose.yml on CI stand-ins for the
+# registry images, runs the README's compose quickstart and two failures (root; deploy/ci/).
+compose-smoke:
+	bash deploy/ci/compose-smoke.sh
 
 bench: install
 	$(BIN)/python bench/api_load.py
