@@ -106,7 +106,9 @@ class FakeClient:
 
     sent: list[tuple[str, str, dict[str, Any]]] = []
 
-    def submit(self, kind: str, dataset: str, params: dict[str, Any]) -> dict[str, Any]:
+    def submit(
+        self, kind: str, dataset: str, params: dict[str, Any], priority: int | None = None
+    ) -> dict[str, Any]:
         self.sent.append((kind, dataset, params))
         return {"id": "job-1"}
 
