@@ -74,6 +74,34 @@ class Dataset(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class Sweep(Base):
+    """A hyperparameter sweep (issue 15): trials are jobs with its ``sweep_id``; Optuna's study
+    (named by ``study_name``, in Optuna's tables of the same database) does the searching."""
+
+    __tablename__ = "sweeps"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    owner: Mapped[str] = mapped_column(String(64), default="", index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    dataset_id: Mapped[str | None] = mapped_column(ForeignKey("datasets.id"))
+    # Fixed parameters of every trial, and the space searched: {name: {low, high, log} | {values}}.
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    space: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    sampler: Mapped[str] = mapped_column(String(16))
+    pruner: Mapped[str] = mapped_column(String(16), default="none")
+    trials: Mapped[int] = mapped_column(Integer)
+    parallel: Mapped[int] = mapped_column(Integer)
+    metric: Mapped[str] = mapped_column(String(64))
+    direction: Mapped[str] = mapped_column(String(8))
+    seed: Mapped[int | None] = mapped_column(Integer)
+    priority: Mapped[int] = mapped_column(Integer, default=5)
+    study_name: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    # When it was cancelled, and when its last trial ended (the drivers skip it from then on).
+    cancelled_at: Mapped[datetime | None] = mapped_column()
+    finished_at: Mapped[datetime | None] = mapped_column()
+
+
 class Job(Base):
     """A training or sampling job. The database, not the queue, is the source of truth."""
 
@@ -91,6 +119,9 @@ class Job(Base):
     # The model kind this job trains, or (for a sampling job) the kind of its parent.
     model_kind: Mapped[str] = mapped_column(String(32))
     parent_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id"), index=True)
+    # The sweep this job is a trial of, and the number of its Optuna trial (issue 15).
+    sweep_id: Mapped[str | None] = mapped_column(ForeignKey("sweeps.id"), index=True)
+    sweep_trial: Mapped[int | None] = mapped_column(Integer)
     dataset_id: Mapped[str | None] = mapped_column(ForeignKey("datasets.id"))
     owner: Mapped[str] = mapped_column(String(64), default="", index=True)
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -36,6 +36,9 @@ class NewJob:
     parent_id: str | None = None
     idempotency_key: str | None = None
     priority: int = 5
+    # A trial of a sweep (issue 15): the sweep and the number of its Optuna trial.
+    sweep_id: str | None = None
+    sweep_trial: int | None = None
 
 
 def create_jobs(session: Session, jobs: Sequence[NewJob]) -> list[str]:
@@ -50,6 +53,8 @@ def create_jobs(session: Session, jobs: Sequence[NewJob]) -> list[str]:
             parent_id=new.parent_id,
             idempotency_key=new.idempotency_key,
             priority=new.priority,
+            sweep_id=new.sweep_id,
+            sweep_trial=new.sweep_trial,
             status=JobStatus.QUEUED.value,
         )
         for new in jobs

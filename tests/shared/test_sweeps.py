@@ -1,0 +1,115 @@
+"""Sweeps driven through the database on both backends: trials are jobs created through the
+lifecycle module, at most ``parallel`` active, asked for as others end; Optuna is told the
+outcomes and knows the best; a cancel ends the queued trials and the sweep."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from shared.db.models import Dataset, Job, Sweep
+from shared.db.session import session_scope
+from shared.job_specs import SpecError
+from shared.job_state import JobStatus
+from shared.jobs import claim, finish
+from shared.settings import Settings
+from shared.sweeps import create_sweep
+from shared.sweeps.driver import cancel_sweep, drive_open_sweeps, drive_sweep
+from shared.sweeps.spec import validate_sweep_spec
+from shared.sweeps.study import load_study
+
+GRID: dict[str, Any] = {
+    "kind": "autoencoder",
+    "params": {"epochs": 1, "max_train_images": 256},
+    "space": {
+        "learning_rate": {"values": [0.001, 0.01]},
+        "batch_size": {"values": [64, 128]},
+    },
+    "sampler": "grid",
+    "parallel": 2,
+    "objective": {"metric": "test_mse"},
+}
+
+
+def new_sweep(url: str, body: dict[str, Any]) -> str:
+    spec = validate_sweep_spec(body)
+    with session_scope(url) as session:
+        dataset = Dataset(name="mnist", storage_key="k", size_bytes=1, sha256="0", arrays={})
+        session.add(dataset)
+        session.flush()
+        return create_sweep(session, spec, "", dataset.id, 5)
+
+
+def trials(url: str, sweep_id: str) -> list[Job]:
+    with session_scope(url) as session:
+        query = select(Job).where(Job.sweep_id == sweep_id).order_by(Job.created_at, Job.id)
+        return list(session.scalars(query))
+
+
+def run_to_end(url: str, job: Job, mse: float) -> None:
+    with session_scope(url) as session:
+        claimed = claim(session, job.id, "w")
+        assert claimed is not None
+        lease = str(claimed.lease)
+    with session_scope(url) as session:
+        finish(session, job.id, lease, JobStatus.SUCCEEDED, None, {"test_mse": mse})
+
+
+def test_a_grid_runs_each_point_once_never_more_than_parallel_at_once(settings: Settings) -> None:
+    url = settings.database_url
+    sweep_id = new_sweep(url, GRID)
+    first = drive_sweep(url, sweep_id)
+    assert len(first) == 2
+    assert drive_sweep(url, sweep_id) == []  # both slots taken
+    mses = iter([0.05, 0.02, 0.04, 0.03])
+    seen: list[dict[str, Any]] = []
+    while active := [j for j in trials(url, sweep_id) if j.status == "queued"]:
+        assert len(active) <= 2
+        run_to_end(url, active[0], next(mses))
+        seen.append({k: active[0].params[k] for k in ("learning_rate", "batch_size")})
+        sent: list[str] = []
+        drive_open_sweeps(url, sent.append)
+    assert len(trials(url, sweep_id)) == 4
+    points = {(p["learning_rate"], p["batch_size"]) for p in seen}
+    assert points == {(a, b) for a in (0.001, 0.01) for b in (64, 128)}
+    with session_scope(url) as session:
+        sweep = session.get(Sweep, sweep_id)
+        assert sweep is not None and sweep.finished_at is not None
+    best = load_study(url, sweep).best_trial
+    assert best.value == 0.02
+    assert all(j.params["epochs"] == 1 for j in trials(url, sweep_id))
+
+
+def test_cancelling_a_sweep_cancels_its_trials_and_asks_for_no_more(settings: Settings) -> None:
+    url = settings.database_url
+    sweep_id = new_sweep(url, GRID)
+    created = drive_sweep(url, sweep_id)
+    assert sorted(cancel_sweep(url, sweep_id)) == sorted(created)
+    assert drive_sweep(url, sweep_id) == []
+    assert {j.status for j in trials(url, sweep_id)} == {"cancelled"}
+    with session_scope(url) as session:
+        sweep = session.get(Sweep, sweep_id)
+        assert sweep is not None and sweep.finished_at is not None
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"space": {"dropout": {"low": 0.1, "high": 0.2}}}, "space.dropout"),
+        ({"space": {"learning_rate": {"low": 0.0, "high": 0.1}}}, "space.learning_rate.low"),
+        ({"space": {"learning_rate": {"low": 1e-3, "high": 5.0}}}, "space.learning_rate.high"),
+        ({"space": {"batch_size": {"values": [64, 0]}}}, "space.batch_size.values"),
+        ({"space": {"learning_rate": {"low": 1e-3, "high": 1e-2}}}, "space.learning_rate"),
+        ({"objective": {"metric": "fid"}}, "objective.metric"),
+        ({"objective": {"metric": "test_mse", "direction": "up"}}, "objective.direction"),
+        ({"trials": 5}, "trials"),
+        ({"parallel": 0}, "parallel"),
+        ({"pruner": "asha"}, "pruner"),
+    ],
+)
+def test_a_bad_sweep_names_its_field(change: dict[str, Any], field: str) -> None:
+    with pytest.raises(SpecError) as raised:
+        validate_sweep_spec({**GRID, **change})
+    assert raised.value.field == field
