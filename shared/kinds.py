@@ -149,6 +149,13 @@ class GanParams(CommonParams):
         500, ge=0, le=1_000_000, description="save a sample grid every K steps (0: at the end)"
     )
     label_smoothing: float = Field(0.0, ge=0.0, le=0.5, description="real label is 1 minus this")
+    ema: float = Field(
+        0.0,
+        ge=0.0,
+        le=0.9999,
+        description="decay of a moving average of the generator's weights (e.g. 0.999; 0: off); "
+        "grids, quality and the exported generator then use the average",
+    )
     quality_samples: int = Field(
         2000,
         ge=0,

@@ -229,3 +229,30 @@ def test_loss_scale_optimizers_round_trip(tmp_path: Path) -> None:
     expected = state(trained)
     for key, value in state(fresh).items():
         np.testing.assert_array_equal(value, expected[key], err_msg=key)
+
+
+def test_the_generators_moving_average_round_trips_and_is_what_is_exported(
+    tmp_path: Path,
+) -> None:
+    """With ema the average is an optimizer slot: saved, restored, and synced into the export
+    (the training generator keeps its own weights)."""
+    trained = build("gan", ema=0.999)
+    keys = set(checkpoint_variables(trained.model, trained.optimizers))
+    assert "optimizer1/generator/project/kernel/average" in keys
+    scramble(trained, seed=3)
+    path = saved(trained, tmp_path / "checkpoint.npz")
+
+    fresh = build("gan", ema=0.999)
+    restore_checkpoint(path, fresh.model, fresh.optimizers)
+    raw = [variable.numpy().copy() for variable in fresh.model.generator.trainable_variables]
+    fresh.sync_export()
+    average = state(trained)["optimizer1/generator/project/kernel/average"]
+    np.testing.assert_array_equal(fresh.export.get_layer("project").kernel.numpy(), average)
+    assert fresh.export is not fresh.model.generator
+    for variable, value in zip(fresh.model.generator.trainable_variables, raw, strict=True):
+        np.testing.assert_array_equal(variable.numpy(), value)
+    moving = fresh.model.generator.get_layer("bn_0").moving_mean.numpy()
+    np.testing.assert_array_equal(fresh.export.get_layer("bn_0").moving_mean.numpy(), moving)
+    # Without ema the generator itself is exported, as before the option.
+    plain = build("gan")
+    assert plain.export is plain.model.generator

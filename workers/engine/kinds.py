@@ -5,6 +5,7 @@ defaults, needs, the final grid's name)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +55,8 @@ class Built:
     optimizers: list[keras.optimizers.Optimizer]
     # The network that is saved as model.keras and sampled from.
     export: keras.Model
+    # Brings ``export`` up to date with training (a moving average's copy), before it is used.
+    sync_export: Callable[[], None] = lambda: None
 
 
 def _batched(dataset: tf.data.Dataset, global_batch: int, drop: bool = False) -> tf.data.Dataset:
@@ -309,14 +312,28 @@ class Gan(Kind):
     def build(self, params: dict[str, Any]) -> Built:
         generator = build_generator(params["latent_dim"])
         gan = GAN(build_discriminator(), generator, params["latent_dim"])
+        ema = params.get("ema", 0.0)  # jobs from before the option: none
         d_opt = keras.optimizers.Adam(params["learning_rate"])
-        g_opt = keras.optimizers.Adam(params["learning_rate"])
+        # The moving average lives in the generator's optimizer (checkpointed with its slots).
+        g_opt = keras.optimizers.Adam(params["learning_rate"], use_ema=ema > 0, ema_momentum=ema)
         if keras.config.dtype_policy().name == "mixed_float16":
             # float16 gradients underflow without loss scaling (bfloat16 has float32's range).
             d_opt = keras.optimizers.LossScaleOptimizer(d_opt)
             g_opt = keras.optimizers.LossScaleOptimizer(g_opt)
         gan.compile(d_opt, g_opt, params["label_smoothing"], jit_compile=jit_compile_setting())
-        return Built(gan, [d_opt, g_opt], generator)
+        if not ema:
+            return Built(gan, [d_opt, g_opt], generator)
+        averaged = keras.models.clone_model(generator)
+
+        def sync_export() -> None:
+            """The average into ``averaged`` (BatchNorm's statistics are the generator's own)."""
+            raw = [variable.numpy() for variable in generator.trainable_variables]
+            g_opt.finalize_variable_values(generator.trainable_variables)
+            averaged.set_weights(generator.get_weights())
+            for variable, value in zip(generator.trainable_variables, raw, strict=True):
+                variable.assign(value)
+
+        return Built(gan, [d_opt, g_opt], averaged, sync_export)
 
     def plan(self, arrays: Arrays, params: dict[str, Any], global_batch: int) -> Plan:
         x = arrays.x_train.reshape(-1, 28, 28, 1)

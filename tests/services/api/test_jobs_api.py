@@ -93,6 +93,13 @@ def test_submit_queues_the_job_and_sends_only_its_id(
             "params.architecture",
             "one of 'dense' or 'conv'",
         ),
+        (
+            {"kind": "gan", "dataset": "mnist", "params": {"ema": 1.0}},
+            None,
+            422,
+            "params.ema",
+            "at most 0.9999",
+        ),
         ({"kind": "autoencoder", "dataset": "nope"}, None, 422, "dataset", "not found"),
         ({"kind": "autoencoder"}, None, 422, "dataset", "dataset"),
         (
