@@ -29,6 +29,7 @@ from shared.queue import (
 from shared.retention import retention_pass
 from shared.settings import Settings
 from shared.storage import ObjectStore, open_store
+from shared.sweeps.driver import drive_all
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ class ReapReport:
     failed: list[str] = field(default_factory=list)
     cancelled: list[str] = field(default_factory=list)
     resent: list[str] = field(default_factory=list)
+    trials: list[str] = field(default_factory=list)  # sweeps' trials created and sent
     swept: list[str] = field(default_factory=list)  # superseded attempts' objects removed
     expired: list[str] = field(default_factory=list)  # artifacts removed (GENTRAIN_RETAIN_DAYS)
 
@@ -78,6 +80,8 @@ def reap_once(settings: Settings, app: Celery, store: ObjectStore | None = None)
         for job in stale_jobs(session, stale_before):
             outcome = reap(session, job, settings.max_attempts)
             getattr(report, outcome.value).append(job.id)
+    # Sweeps move on here too, whoever else drives them (issue 15): a dead driver stops none.
+    report.trials = drive_all(app, settings.database_url)
     resend_before = now - timedelta(seconds=settings.requeue_after_seconds)
     # A queued job's message is presumed lost only when its queue is empty: while messages wait
     # there, its own is most likely among them (re-sending would only pile up duplicates).
@@ -106,7 +110,7 @@ def reap_once(settings: Settings, app: Celery, store: ObjectStore | None = None)
                 break
             mark_enqueued(session, job.id)
             report.resent.append(job.id)
-    for name in ("requeued", "failed", "cancelled", "resent"):
+    for name in ("requeued", "failed", "cancelled", "resent", "trials"):
         if ids := getattr(report, name):
             log.info("reaper %s: %s", name, ", ".join(ids))
     _count(report)

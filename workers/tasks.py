@@ -9,6 +9,7 @@ from celery import shared_task
 
 from shared.queue import SAMPLE_TASK, TRAIN_TASK
 from shared.settings import get_settings
+from shared.sweeps.driver import drive_all
 from workers.runner import RunResult, run_sampling_job, run_training_job
 
 
@@ -16,9 +17,12 @@ from workers.runner import RunResult, run_sampling_job, run_training_job
 def train_job(self: Any, job_id: str) -> str:
     """Train the training job first in line (``job_id``'s message woke this worker)."""
     worker = self.request.hostname or ""
-    result = run_training_job(get_settings(), job_id, worker, next_in_line=True)
+    settings = get_settings()
+    result = run_training_job(settings, job_id, worker, next_in_line=True)
     if result is RunResult.REQUEUED:
         self.app.send_task(TRAIN_TASK, args=[job_id])
+    elif result is RunResult.FINISHED:
+        drive_all(self.app, settings.database_url)  # a sweep's trial ended: queue the next
     return result.value
 
 

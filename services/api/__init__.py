@@ -12,7 +12,7 @@ from services.api.json_provider import FiniteJSONProvider
 from services.api.metrics import bp as metrics_bp
 from services.api.metrics import register_request_metrics
 from services.api.request_ids import register_request_ids
-from services.api.routes import datasets, events, health, jobs, logs, removal
+from services.api.routes import datasets, events, health, jobs, logs, removal, sweeps
 from services.api.routes import openapi as openapi_route
 from services.ui import bp as ui_bp
 from shared.jobs import notify
@@ -44,6 +44,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(datasets.bp)
     app.register_blueprint(jobs.bp)
+    app.register_blueprint(sweeps.bp)
     app.register_blueprint(removal.bp)
     app.register_blueprint(logs.bp)
     app.register_blueprint(events.bp)

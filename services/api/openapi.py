@@ -11,6 +11,7 @@ from typing import Any
 
 from services.api import metrics as prometheus
 from services.api.auth import CSRF_FIELD, CSRF_HEADER, PUBLIC_PATHS, SESSION_COOKIE
+from services.api.openapi_sweeps import sweep_operations, sweep_schemas
 from services.api.routes import datasets, events, health, jobs, logs, removal
 from shared.datasets import ARRAY_NAMES, DATASET_NAME
 from shared.job_specs import PRIORITY_DEFAULT, PRIORITY_MAX, PRIORITY_MIN
@@ -343,7 +344,7 @@ def schemas(settings: Settings) -> dict[str, Schema]:
     for spec in specs:
         result[f"{spec.name.capitalize()}Submission"] = submission_schema(spec)
         result[f"{spec.name.capitalize()}Params"] = params_schema(spec.params, caps)
-    return result
+    return result | sweep_schemas()
 
 
 def parameter(name: str, where: str, schema: Schema, description: str = "") -> Schema:
@@ -372,6 +373,7 @@ def parameters(settings: Settings) -> dict[str, Schema]:
             "owner", "query", string(), "admins: the owner whose usage to show (default: own)"
         ),
         "JobId": parameter("job_id", "path", string(minLength=1)),
+        "SweepId": parameter("sweep_id", "path", string(minLength=1)),
         "DatasetName": parameter("name", "path", string(minLength=1)),
         "ArtifactName": parameter(
             "name", "path", string(minLength=1), "may contain '/', e.g. samples/grid.png"
@@ -619,6 +621,7 @@ def paths(settings: Settings) -> dict[str, Any]:
         ),
         operation("get /v1/usage", removal.get_usage, found("Usage"), "404 UsageOwner"),
         operation("get /metrics", prometheus.metrics, PROMETHEUS_TEXT, "403"),
+        *sweep_operations(operation, found, header),
     ]
     result: dict[str, dict[str, Any]] = {}
     for path, method, spec in table:
@@ -651,7 +654,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
         },
         "servers": [{"url": "/"}],
         "security": security,
-        "tags": [{"name": name} for name in ("health", "meta", "datasets", "jobs")],
+        "tags": [{"name": name} for name in ("health", "meta", "datasets", "jobs", "sweeps")],
         "paths": paths(settings),
         "components": {
             "schemas": schemas(settings),

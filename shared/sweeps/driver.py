@@ -20,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from celery import Celery
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -27,8 +28,9 @@ from shared.db.models import Job, Sweep, utcnow
 from shared.db.session import session_scope
 from shared.job_specs import SpecError, check_params
 from shared.job_state import TERMINAL_STATUSES, IllegalTransition, JobStatus
-from shared.jobs import NewJob, create_job, request_cancel
+from shared.jobs import NewJob, create_job, mark_enqueued, request_cancel
 from shared.kinds import KIND_SPECS
+from shared.queue import TRAIN_TASK, enqueue
 
 log = logging.getLogger(__name__)
 TERMINAL = {status.value for status in TERMINAL_STATUSES}
@@ -201,6 +203,31 @@ def drive_open_sweeps(database_url: str, send: Callable[[str], None]) -> list[st
             send(job_id)
         sent.extend(created)
     return sent
+
+
+def queue_sender(app: Celery, database_url: str) -> Callable[[str], None]:
+    """Send a trial's job to the queue and note it (a broker down: the reaper sends it later)."""
+
+    def send(job_id: str) -> None:
+        try:
+            enqueue(app, TRAIN_TASK, job_id)
+        except Exception:  # noqa: BLE001 - any broker failure
+            log.warning("cannot send trial %s; the reaper will", job_id, exc_info=True)
+            return
+        with session_scope(database_url) as session:
+            mark_enqueued(session, job_id)
+
+    return send
+
+
+def drive_all(app: Celery, database_url: str) -> list[str]:
+    """Drive every open sweep once, sending the trials created (the reaper's pass and a worker
+    after each job); never raises, the next pass tries again."""
+    try:
+        return drive_open_sweeps(database_url, queue_sender(app, database_url))
+    except Exception:  # noqa: BLE001 - the database hiccups
+        log.warning("cannot drive the sweeps; will retry", exc_info=True)
+        return []
 
 
 def cancel_sweep(database_url: str, sweep_id: str) -> list[str]:

@@ -31,7 +31,7 @@ SPEC_FIELDS = {
 }
 
 # What each kind reports and whether less is better. Results on the held-out split carry its
-# name as a prefix (``test_`` when the dataset has x_test, else ``val_``); the GAN's do not.
+# name as a prefix (``test_`` when the dataset has x_test, else ``train_``); the GAN's do not.
 _SPLIT_RESULTS = {
     "classifier": {"accuracy": "maximize", "loss": "minimize"},
     "autoencoder": {"mse": "minimize", "psnr_db": "maximize", "ssim": "maximize"},
@@ -50,7 +50,7 @@ def objectives(kind: str) -> dict[str, str]:
     found = dict(_PLAIN_RESULTS.get(kind, {}))
     for name, direction in _SPLIT_RESULTS.get(kind, {}).items():
         found[f"test_{name}"] = direction
-        found[f"val_{name}"] = direction
+        found[f"train_{name}"] = direction
     return found
 
 

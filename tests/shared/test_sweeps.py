@@ -113,3 +113,19 @@ def test_a_bad_sweep_names_its_field(change: dict[str, Any], field: str) -> None
     with pytest.raises(SpecError) as raised:
         validate_sweep_spec({**GRID, **change})
     assert raised.value.field == field
+
+
+def test_the_reapers_pass_drives_a_sweep_and_sends_its_trials(settings: Settings) -> None:
+    from shared.queue import TRAIN_QUEUE, make_celery, queue_length
+    from workers.reaper import reap_once
+
+    url = settings.database_url
+    sweep_id = new_sweep(url, GRID)
+    app = make_celery(settings)
+    report = reap_once(settings, app)
+    jobs = trials(url, sweep_id)
+    assert sorted(report.trials) == sorted(job.id for job in jobs) and len(jobs) == 2
+    assert all(job.enqueued_at is not None for job in jobs)
+    assert queue_length(app, TRAIN_QUEUE) == 2
+    run_to_end(url, jobs[0], 0.03)  # its worker died before driving: the next pass does
+    assert len(reap_once(settings, app).trials) == 1

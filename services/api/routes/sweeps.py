@@ -1,0 +1,113 @@
+"""Sweeps (issue 15): submit a search of a kind's parameters, list and inspect sweeps, cancel.
+
+The API creates the sweep and drives it once (its first trials are queued at once); workers and
+the reaper drive it from then on (``shared.sweeps.driver``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, jsonify
+from sqlalchemy import select
+
+from services.api import deps, sweep_reads
+from services.api.auth import caller, can_see
+from services.api.errors import ApiError, not_found
+from services.api.routes.jobs import _check_quota, _enqueue, _lock_owner, _priority
+from shared.datasets import is_dataset_name
+from shared.db.models import Dataset
+from shared.job_specs import SpecError
+from shared.queue import TRAIN_TASK
+from shared.sweeps import create_sweep
+from shared.sweeps.driver import cancel_sweep, drive_sweep
+from shared.sweeps.spec import SweepSpec, validate_sweep_spec
+
+bp = Blueprint("sweeps", __name__, url_prefix="/v1/sweeps")
+
+
+def _visible(sweep_id: str) -> dict[str, Any]:
+    """The sweep's view, if the caller may see it (another owner's sweep is a 404)."""
+    with deps.db_read() as connection:
+        found = sweep_reads.fetch_sweep(connection, sweep_id)
+    if found is None or not can_see(found[0].owner):
+        raise not_found("sweep", sweep_id)
+    return sweep_reads.sweep_view(*found)
+
+
+def _check_split(spec: SweepSpec, dataset: Dataset) -> None:
+    """A 422 when the objective names a split the dataset's trials will not report on (results
+    are ``test_*`` with an x_test, else ``train_*``)."""
+    split = "test" if "x_test" in (dataset.arrays or {}) else "train"
+    other = "train" if split == "test" else "test"
+    if spec.metric.startswith(f"{other}_"):
+        metric = f"{split}_{spec.metric.removeprefix(other + '_')}"
+        raise ApiError(
+            422,
+            "invalid_spec",
+            f"trials on dataset {dataset.name!r} report {metric}, not {spec.metric}",
+            "objective.metric",
+        )
+
+
+@bp.post("")
+def submit_sweep() -> tuple[Response, int]:
+    """Accept a sweep: validate it against the kind, store it, queue its first trials."""
+    body = deps.json_body()
+    settings = deps.settings()
+    try:
+        spec = validate_sweep_spec(body, settings.max_runtime_cap_seconds)
+    except SpecError as error:
+        code = "unknown_field" if error.message.startswith("unknown field") else "invalid_spec"
+        raise ApiError(422, code, error.message, error.field) from None
+    dataset_name = body.get("dataset")
+    if not is_dataset_name(dataset_name):
+        raise ApiError(422, "invalid_spec", "dataset must name an uploaded dataset", "dataset")
+    priority = _priority(body)
+    owner = caller().owner
+    with deps.db() as session:
+        _lock_owner(session, owner)
+        _check_quota(session, owner, sampling=False)  # a sweep counts once, like one job
+        query = select(Dataset).where(Dataset.owner == owner, Dataset.name == dataset_name)
+        dataset = session.scalar(query.with_for_update(read=True))
+        if dataset is None:
+            message = f"dataset {dataset_name!r} not found"
+            raise ApiError(422, "unknown_dataset", message, "dataset")
+        _check_split(spec, dataset)
+        sweep_id = create_sweep(session, spec, owner, dataset.id, priority)
+    # Committed first: Optuna's own connection writes the study (SQLite has one write lock).
+    for job_id in drive_sweep(settings.database_url, sweep_id):
+        _enqueue(job_id, TRAIN_TASK)
+    response = jsonify(_visible(sweep_id))
+    response.headers["Location"] = f"/v1/sweeps/{sweep_id}"
+    return response, 202
+
+
+@bp.get("")
+def list_sweeps() -> Response:
+    """Sweeps, newest first, with their status, counts of trials and best trial."""
+    limit = deps.query_int("limit", 50, 1, 500)
+    offset = deps.query_int("offset", 0, 0, 10**9)
+    owner = None if caller().is_admin else caller().owner
+    with deps.db_read() as connection:
+        total, found = sweep_reads.list_sweeps(connection, owner, limit, offset)
+    items = [sweep_reads.sweep_view(sweep, trials, summary=True) for sweep, trials in found]
+    return jsonify({"items": items, "total": total, "limit": limit, "offset": offset})
+
+
+@bp.get("/<sweep_id>")
+def get_sweep(sweep_id: str) -> Response:
+    """A sweep: its status, its trials' table and its best trial."""
+    return jsonify(_visible(sweep_id))
+
+
+@bp.post("/<sweep_id>/cancel")
+def cancel(sweep_id: str) -> tuple[Response, int]:
+    """Cancel a sweep: no more trials, and every queued and running one cancelled."""
+    view = _visible(sweep_id)
+    if view["finished_at"] is not None and view["cancelled_at"] is None:
+        raise ApiError(409, "conflict", f"sweep {sweep_id} has already ended ({view['status']})")
+    try:
+        cancel_sweep(deps.settings().database_url, sweep_id)
+    except LookupError:
+        raise not_found("sweep", sweep_id) from None
+    return jsonify(_visible(sweep_id)), 202
