@@ -11,6 +11,7 @@ from celery.signals import (
     worker_init,
     worker_process_init,
     worker_process_shutdown,
+    worker_shutdown,
     worker_shutting_down,
 )
 
@@ -74,3 +75,9 @@ def _serve_metrics(**_kwargs: Any) -> None:
 def _child_exited(pid: int | None = None, **_kwargs: Any) -> None:
     # A pool child is gone: its live gauges (throughput, heartbeat) stop counting.
     metrics.process_exited(pid or os.getpid())
+
+
+@worker_shutdown.connect
+def _remove_metrics_files(**_kwargs: Any) -> None:
+    # The pool is gone: the folder `gentrain worker --metrics-port` made for it goes too.
+    metrics.remove_own_folder()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, multiprocess, start_http_server
 
@@ -20,6 +21,8 @@ log = logging.getLogger(__name__)
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 PORT_ENV = "GENTRAIN_WORKER_METRICS_PORT"
 ADDRESS_ENV = "GENTRAIN_WORKER_METRICS_ADDRESS"
+# The folders `gentrain worker --metrics-port` makes (services/cli/process_commands.py).
+FOLDER_PREFIX = "gentrain-metrics-"
 # Not registered anywhere: in multiprocess mode the values are read back from the files.
 _REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -106,6 +109,13 @@ def serve(port: int, address: str = "0.0.0.0") -> None:
     multiprocess.MultiProcessCollector(registry)
     start_http_server(port, addr=address, registry=registry)
     log.info("worker metrics on http://%s:%d/metrics", address, port)
+
+
+def remove_own_folder() -> None:
+    """Remove the value files' folder if ``gentrain worker`` made it for this worker."""
+    folder = os.environ.get(MULTIPROC_ENV, "")
+    if folder and os.path.basename(folder).startswith(FOLDER_PREFIX):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def process_exited(pid: int) -> None:
