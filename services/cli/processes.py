@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 
@@ -65,9 +65,12 @@ def api_environment(settings: Settings) -> dict[str, str]:
     env["GENTRAIN_HEADER_TIMEOUT_SECONDS"] = str(settings.header_timeout_seconds)
     env["GENTRAIN_CLIENT_IDLE_TIMEOUT_SECONDS"] = str(settings.client_idle_timeout_seconds)
     # Each gunicorn process counts its requests into files here; /metrics sums them all
-    # (services/api/metrics.py). A fresh folder per start: old counts are not this run's.
+    # (services/api/metrics.py). Emptied at each start: old counts are not this run's.
     if not env.get("PROMETHEUS_MULTIPROC_DIR"):
-        env["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="gentrain-api-metrics-")
+        folder = settings.data_dir.resolve() / "metrics" / f"api-{settings.api_port}"
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
     return env
 
 
