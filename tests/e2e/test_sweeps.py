@@ -1,0 +1,141 @@
+"""Sweeps on real processes (issue 15): the API, the reaper and one training worker of
+concurrency 3 on PostgreSQL, Redis and S3. A 2×2 grid over an autoencoder's learning rate and
+batch size with parallel 2 runs its 4 trials as jobs, never more than 2 at once (read from the
+jobs' start and end times), and names the one with the lowest test_mse as best; cancelling a
+sweep cancels its running trials and asks for no more."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.conftest import REDIS_URL
+from tests.e2e.stack import FAST_FAULTS, FullStack
+
+pytestmark = pytest.mark.e2e
+
+# Its own Redis database, so that it never shares a queue with the other e2e tests.
+BROKER_URL = REDIS_URL.rsplit("/", 1)[0] + "/13"
+GRID: dict[str, Any] = {
+    "kind": "autoencoder",
+    "dataset": "mnist",
+    "params": {"epochs": 1, "max_train_images": 256},
+    "space": {
+        "learning_rate": {"values": [0.001, 0.01]},
+        "batch_size": {"values": [32, 64]},
+    },
+    "sampler": "grid",
+    "parallel": 2,
+    "objective": {"metric": "test_mse"},
+}
+ENDED = {"succeeded", "failed", "cancelled"}
+
+
+@pytest.fixture(scope="module")
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, s3_endpoint: str, mnist_path: Path
+) -> Iterator[FullStack]:
+    stack = FullStack(
+        tmp_path_factory.mktemp("sweeps"), s3_endpoint, broker_url=BROKER_URL, **FAST_FAULTS
+    )
+    try:
+        stack.start("api", "api", "--workers", "1")
+        stack.start("reaper", "reaper")
+        # More worker slots than the sweep's parallel: only the sweep holds trials back.
+        stack.start("worker", "worker", "--queues", "train", "--concurrency", "3", "--name", "w")
+        stack.wait_ready()
+        with mnist_path.open("rb") as handle:
+            response = requests.post(
+                f"{stack.url}/v1/datasets",
+                files={"file": ("mnist.npz", handle)},
+                data={"name": "mnist"},
+                timeout=30,
+            )
+        assert response.status_code == 201, response.text
+        yield stack
+    finally:
+        stack.close()
+
+
+def get(stack: FullStack, path: str) -> Any:
+    response = requests.get(f"{stack.url}{path}", timeout=10)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def wait_for(stack: FullStack, what: str, check: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for name, process in stack.processes.items():
+            if process.poll() is not None:
+                pytest.fail(f"{name} exited while waiting for {what}\n{stack.logs()}")
+        if check():
+            return
+        time.sleep(0.5)
+    pytest.fail(f"no {what} after {timeout} s\n{stack.logs()}")
+
+
+def most_at_once(intervals: list[tuple[datetime, datetime]]) -> int:
+    """The most intervals that overlap at any moment (one starting as another ends: apart)."""
+    moments = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
+    most = current = 0
+    for _, change in moments:
+        current += change
+        most = max(most, current)
+    return most
+
+
+def test_a_grid_runs_each_point_at_most_parallel_at_once_and_names_the_best(
+    stack: FullStack,
+) -> None:
+    response = requests.post(f"{stack.url}/v1/sweeps", json=GRID, timeout=30)
+    assert response.status_code == 202, response.text
+    sweep_id = response.json()["id"]
+    path = f"/v1/sweeps/{sweep_id}"
+    wait_for(stack, "end of the sweep", lambda: get(stack, path)["status"] in ENDED, 400)
+    sweep = get(stack, path)
+    table = sweep["trial_jobs"]
+    assert sweep["status"] == "succeeded", table
+    assert len(table) == 4 and {row["status"] for row in table} == {"succeeded"}
+    points = {(row["params"]["learning_rate"], row["params"]["batch_size"]) for row in table}
+    assert points == {(rate, size) for rate in (0.001, 0.01) for size in (32, 64)}
+    jobs = [get(stack, f"/v1/jobs/{row['job_id']}") for row in table]
+    # A trial counts from its creation (queued) to its end: at most 2 at once, and never fewer
+    # than 2 running together while more waited (the worker had a third slot free).
+    lives = [
+        (datetime.fromisoformat(job["created_at"]), datetime.fromisoformat(job["finished_at"]))
+        for job in jobs
+    ]
+    assert most_at_once(lives) <= 2
+    runs = [
+        (datetime.fromisoformat(job["started_at"]), datetime.fromisoformat(job["finished_at"]))
+        for job in jobs
+    ]
+    assert most_at_once(runs) <= 2
+    mse = {job["id"]: job["results"]["test_mse"] for job in jobs}
+    assert sweep["best"]["job_id"] == min(mse, key=lambda job_id: mse[job_id])
+    assert sweep["best"]["objective"] == min(mse.values())
+
+
+def test_cancelling_a_sweep_cancels_its_trials(stack: FullStack) -> None:
+    long = {**GRID, "params": {"epochs": 1000, "max_train_images": 256}}
+    response = requests.post(f"{stack.url}/v1/sweeps", json=long, timeout=30)
+    assert response.status_code == 202, response.text
+    sweep_id = response.json()["id"]
+    path = f"/v1/sweeps/{sweep_id}"
+
+    def running() -> bool:
+        return any(row["status"] == "running" for row in get(stack, path)["trial_jobs"])
+
+    wait_for(stack, "a running trial", running, 120)
+    cancelled = requests.post(f"{stack.url}{path}/cancel", timeout=30)
+    assert cancelled.status_code == 202, cancelled.text
+    wait_for(stack, "the cancelled sweep", lambda: get(stack, path)["status"] == "cancelled", 120)
+    table = get(stack, path)["trial_jobs"]
+    assert len(table) == 2 and {row["status"] for row in table} == {"cancelled"}
