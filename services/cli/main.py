@@ -12,6 +12,7 @@ from services.cli import (
     process_commands,
     prometheus_command,
     removal_commands,
+    sweep_commands,
     tensorboard_command,
     watch_commands,
 )
@@ -40,6 +41,7 @@ for _command in (
     *watch_commands.COMMANDS,
     *prometheus_command.COMMANDS,
     *removal_commands.COMMANDS,
+    *sweep_commands.COMMANDS,
     tensorboard_command.tensorboard,
     log_command.logs,
 ):

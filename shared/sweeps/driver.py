@@ -24,13 +24,14 @@ from celery import Celery
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from shared.db.models import Job, Sweep, utcnow
+from shared.db.models import Job, Sweep, new_id, utcnow
 from shared.db.session import session_scope
 from shared.job_specs import SpecError, check_params
 from shared.job_state import TERMINAL_STATUSES, IllegalTransition, JobStatus
 from shared.jobs import NewJob, create_job, mark_enqueued, request_cancel
 from shared.kinds import KIND_SPECS
 from shared.queue import TRAIN_TASK, enqueue
+from shared.sweeps.spec import SweepSpec
 
 log = logging.getLogger(__name__)
 TERMINAL = {status.value for status in TERMINAL_STATUSES}
@@ -86,6 +87,33 @@ def sweep_locked(database_url: str, sweep_id: str) -> Iterator[HeldSweep | None]
             Sweep, sweep_id, populate_existing=True, with_for_update={"key_share": True}
         )
         yield HeldSweep(sweep, session, database_url) if sweep is not None else None
+
+
+def create_sweep(
+    session: Session, spec: SweepSpec, owner: str, dataset_id: str, priority: int
+) -> str:
+    """Store a validated sweep (its study and trials come with the first drive); its id."""
+    sweep_id = new_id()
+    sweep = Sweep(
+        id=sweep_id,
+        study_name=f"gentrain-sweep-{sweep_id}",
+        owner=owner,
+        kind=spec.kind,
+        dataset_id=dataset_id,
+        params=spec.params,
+        space=spec.space,
+        sampler=spec.sampler,
+        pruner=spec.pruner,
+        trials=spec.trials,
+        parallel=spec.parallel,
+        metric=spec.metric,
+        direction=spec.direction,
+        seed=spec.seed,
+        priority=priority,
+    )
+    session.add(sweep)
+    session.flush()
+    return sweep_id
 
 
 def trial_jobs(session: Session, sweep_id: str) -> list[TrialJob]:

@@ -15,8 +15,7 @@ from shared.job_specs import SpecError
 from shared.job_state import JobStatus
 from shared.jobs import claim, finish
 from shared.settings import Settings
-from shared.sweeps import create_sweep
-from shared.sweeps.driver import cancel_sweep, drive_open_sweeps, drive_sweep
+from shared.sweeps.driver import cancel_sweep, create_sweep, drive_open_sweeps, drive_sweep
 from shared.sweeps.spec import validate_sweep_spec
 from shared.sweeps.study import load_study
 

@@ -18,8 +18,7 @@ from shared.datasets import is_dataset_name
 from shared.db.models import Dataset
 from shared.job_specs import SpecError
 from shared.queue import TRAIN_TASK
-from shared.sweeps import create_sweep
-from shared.sweeps.driver import cancel_sweep, drive_sweep
+from shared.sweeps.driver import cancel_sweep, create_sweep, drive_sweep
 from shared.sweeps.spec import SweepSpec, validate_sweep_spec
 
 bp = Blueprint("sweeps", __name__, url_prefix="/v1/sweeps")
