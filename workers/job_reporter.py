@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from shared.db.models import Artifact, Job
 from shared.db.session import session_scope
+from shared.job_state import IllegalTransition
 from shared.jobs import (
     JobGone,
     check_held,
@@ -28,6 +29,7 @@ from shared.jobs import (
 )
 from shared.settings import Settings
 from shared.storage import ObjectStore, StoredObject, job_key
+from shared.sweeps.pruning import TrialRef, report_epoch, stop_pruned, trial_of
 from workers import metrics
 from workers.engine.reporter import JOB_LOG, LeaseLost
 
@@ -62,6 +64,9 @@ class JobReporter:
         self.lease = lease
         self.deadline = time.monotonic() + max_runtime_seconds if max_runtime_seconds else None
         self.stop_reason: StopReason | None = None
+        # A sweep's trial with a pruner (looked up at the first epoch), and why it was pruned.
+        self._trial: TrialRef | None | bool = False
+        self.pruned_reason: str | None = None
         # For the worker's metrics (workers.metrics): known once the model is built.
         self.kind: str | None = None
         self.global_batch_size = 0
@@ -167,6 +172,24 @@ class JobReporter:
         eta: float | None,
     ) -> None:
         self._record_epoch(step, values, seconds, progress, eta, replayed=False)
+        self._report_to_sweep(step, values)
+
+    def _report_to_sweep(self, step: int, values: dict[str, float]) -> None:
+        """A sweep's trial tells its pruner how the epoch went; pruned, its job is cancelled
+        (it stops after this epoch, checkpoint kept). A failure to report costs only pruning."""
+        url = self.settings.database_url
+        if self._trial is False:
+            self._trial = trial_of(url, self.job_id)
+        if not isinstance(self._trial, TrialRef) or self.pruned_reason is not None:
+            return
+        try:
+            if report_epoch(url, self._trial, step, values):
+                unit = "step" if self.kind == "gan" else "epoch"
+                self.pruned_reason = stop_pruned(url, self.job_id, step, unit)
+        except (LookupError, IllegalTransition):
+            return  # the job ended meanwhile
+        except Exception:  # noqa: BLE001 - Optuna's storage hiccups: train on
+            log.warning("job %s: cannot report to its sweep", self.job_id, exc_info=True)
 
     def batches_trained(self, batches: int, seconds: float) -> None:
         """The epoch just recorded took ``batches`` optimizer steps in ``seconds`` (metrics)."""

@@ -210,7 +210,7 @@ def _train(
             message = f"exceeded max_runtime_seconds ({max_runtime} s); the last checkpoint is kept"
             _finish(settings, job_id, lease, JobStatus.FAILED, message, job_log=job_log)
         elif reason is StopReason.CANCELLED:
-            message = "cancelled while running"
+            message = reporter.pruned_reason or "cancelled while running"
             _finish(settings, job_id, lease, JobStatus.CANCELLED, message, job_log=job_log)
         else:
             log.warning("job %s ended or moved to another worker; this run stops", job_id)

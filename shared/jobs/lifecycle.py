@@ -147,8 +147,9 @@ def claim_next(session: Session, sampling: bool, worker: str = "") -> Job | None
     return None
 
 
-def request_cancel(session: Session, job_id: str) -> JobStatus:
+def request_cancel(session: Session, job_id: str, reason: str | None = None) -> JobStatus:
     """Cancel a job: a queued one at once, a running one at its next epoch; the new status.
+    ``reason``: why, when not the user's asking (a sweep's pruner).
 
     Raises LookupError for no such job and IllegalTransition for one that has ended."""
     job = locked(session, job_id)
@@ -156,9 +157,9 @@ def request_cancel(session: Session, job_id: str) -> JobStatus:
         raise LookupError(job_id)
     status = JobStatus(job.status)
     if status is JobStatus.QUEUED:
-        set_status(session, job, JobStatus.CANCELLED, "cancelled before it started")
+        set_status(session, job, JobStatus.CANCELLED, reason or "cancelled before it started")
     elif status is JobStatus.RUNNING:
-        set_status(session, job, JobStatus.CANCELLING, "cancel requested")
+        set_status(session, job, JobStatus.CANCELLING, reason or "cancel requested")
     elif status.is_terminal():
         raise IllegalTransition(status, JobStatus.CANCELLED)
     return JobStatus(job.status)

@@ -141,7 +141,7 @@ def _tell_ended(study: Any, sweep: Sweep, jobs: list[TrialJob]) -> None:
         value = job.results.get(sweep.metric)
         if job.status == JobStatus.SUCCEEDED.value and isinstance(value, int | float):
             study.tell(job.trial, float(value))
-        elif job.status == JobStatus.CANCELLED.value and trial.intermediate_values:
+        elif job.status == JobStatus.CANCELLED.value and "pruned_at" in trial.user_attrs:
             study.tell(job.trial, state=optuna.trial.TrialState.PRUNED)
         else:
             study.tell(job.trial, state=optuna.trial.TrialState.FAIL)

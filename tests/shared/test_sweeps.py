@@ -128,3 +128,45 @@ def test_the_reapers_pass_drives_a_sweep_and_sends_its_trials(settings: Settings
     assert queue_length(app, TRAIN_QUEUE) == 2
     run_to_end(url, jobs[0], 0.03)  # its worker died before driving: the next pass does
     assert len(reap_once(settings, app).trials) == 1
+
+
+def test_a_median_pruner_stops_a_clearly_bad_trial_with_the_reason(settings: Settings) -> None:
+    from shared.sweeps.pruning import PRUNED, report_epoch, stop_pruned, trial_of
+
+    url = settings.database_url
+    body = {
+        **GRID,
+        "space": {"learning_rate": {"values": [0.001, 0.002, 0.003]}},
+        "parallel": 3,
+        "pruner": "median",
+    }
+    sweep_id = new_sweep(url, body)
+    drive_sweep(url, sweep_id)
+    first, second, bad = trials(url, sweep_id)
+    refs = [trial_of(url, job.id) for job in (first, second, bad)]
+    assert all(ref is not None for ref in refs)
+    for job, ref in zip((first, second), refs, strict=False):
+        assert ref is not None
+        for epoch in (1, 2):  # good trials: never pruned, whatever came before
+            assert not report_epoch(url, ref, epoch, {"loss": 0.1, "val_loss": 0.1 / epoch})
+        run_to_end(url, job, 0.05)
+    drive_open_sweeps(url, lambda _: None)  # both told: the pruner has its 2 startup trials
+    with session_scope(url) as session:
+        claimed = claim(session, bad.id, "w")
+        assert claimed is not None
+        lease = str(claimed.lease)
+    assert refs[2] is not None
+    assert report_epoch(url, refs[2], 1, {"loss": 5.0, "val_loss": 5.0})
+    reason = stop_pruned(url, bad.id, 1)
+    assert reason == f"{PRUNED} at epoch 1"
+    with session_scope(url) as session:
+        assert finish(session, bad.id, lease, JobStatus.CANCELLED, reason) is JobStatus.CANCELLED
+    drive_sweep(url, sweep_id)
+    import optuna
+
+    with session_scope(url) as session:
+        sweep = session.get(Sweep, sweep_id)
+        assert sweep is not None and sweep.finished_at is not None
+    states = [t.state for t in load_study(url, sweep).get_trials()]
+    assert states.count(optuna.trial.TrialState.PRUNED) == 1
+    assert states.count(optuna.trial.TrialState.COMPLETE) == 2
