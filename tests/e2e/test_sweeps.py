@@ -139,3 +139,54 @@ def test_cancelling_a_sweep_cancels_its_trials(stack: FullStack) -> None:
     wait_for(stack, "the cancelled sweep", lambda: get(stack, path)["status"] == "cancelled", 120)
     table = get(stack, path)["trial_jobs"]
     assert len(table) == 2 and {row["status"] for row in table} == {"cancelled"}
+
+
+def grid_order(space: dict[str, Any], seed: int) -> list[dict[str, Any]]:
+    """The points a seeded grid sweep asks for, in order, with the drivers' own sampler (a fresh
+    one for each ask, as every driving pass makes)."""
+    import optuna
+
+    from shared.db.models import Sweep
+    from shared.sweeps.spec import validate_sweep_spec
+    from shared.sweeps.study import distributions, sampler
+
+    spec = validate_sweep_spec({**GRID, "space": space, "seed": seed})
+    sweep = Sweep(sampler="grid", space=spec.space, seed=seed)
+    storage = optuna.storages.InMemoryStorage()
+    optuna.create_study(storage=storage, study_name="order")
+    order = []
+    for asked in range(spec.trials):
+        study = optuna.load_study(
+            study_name="order", storage=storage, sampler=sampler(sweep, asked)
+        )
+        order.append(study.ask(distributions(spec.space)).params)
+    return order
+
+
+def test_a_median_pruner_stops_a_clearly_bad_trial_early(stack: FullStack) -> None:
+    space = {"learning_rate": {"values": [0.01, 0.005, 1e-6]}}
+    # One at a time, the hopeless learning rate last: two trials finish before it (the median
+    # pruner's startup), then it trails them from its first epoch.
+    seed = next(s for s in range(100) if grid_order(space, s)[2]["learning_rate"] == 1e-6)
+    body = {
+        **GRID,
+        "params": {"epochs": 3, "max_train_images": 1000},
+        "space": space,
+        "parallel": 1,
+        "pruner": "median",
+        "seed": seed,
+    }
+    response = requests.post(f"{stack.url}/v1/sweeps", json=body, timeout=30)
+    assert response.status_code == 202, response.text
+    path = f"/v1/sweeps/{response.json()['id']}"
+    wait_for(stack, "end of the sweep", lambda: get(stack, path)["status"] in ENDED, 300)
+    sweep = get(stack, path)
+    by_rate = {row["params"]["learning_rate"]: row for row in sweep["trial_jobs"]}
+    assert sweep["status"] == "succeeded" and len(by_rate) == 3, sweep
+    assert {by_rate[rate]["status"] for rate in (0.01, 0.005)} == {"succeeded"}
+    pruned = get(stack, f"/v1/jobs/{by_rate[1e-6]['job_id']}")
+    assert pruned["status"] == "cancelled"
+    assert pruned["history"][-1]["message"] == "pruned by the sweep's pruner at epoch 1"
+    metrics = get(stack, f"/v1/jobs/{pruned['id']}/metrics")["items"]
+    assert [row["step"] for row in metrics] == [1] and pruned["progress"] < 1
+    assert sweep["best"]["job_id"] in {by_rate[0.01]["job_id"], by_rate[0.005]["job_id"]}
