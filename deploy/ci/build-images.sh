@@ -55,7 +55,14 @@ build() {  # build TAG DIR [docker build options]
     fi
     rm -f "$log"
 }
-build gentrain-ci/python:3.11 python
+# `build-images.sh base`: the base and Python only (what deploy/Dockerfile needs), so that the
+# stand-ins (`build-images.sh stand-ins`) can build beside the project's image.
+if [ "${1:-all}" != stand-ins ]; then
+    build gentrain-ci/python:3.11 python
+fi
+if [ "${1:-all}" = base ]; then
+    exit 0
+fi
 build gentrain-ci/postgres:15 postgres
 build gentrain-ci/redis:7 redis
 build gentrain-ci/s3:moto s3 --build-arg PYTHON_IMAGE=gentrain-ci/python:3.11
