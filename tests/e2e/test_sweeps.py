@@ -6,6 +6,8 @@ sweep cancels its running trials and asks for no more."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -190,3 +192,32 @@ def test_a_median_pruner_stops_a_clearly_bad_trial_early(stack: FullStack) -> No
     metrics = get(stack, f"/v1/jobs/{pruned['id']}/metrics")["items"]
     assert [row["step"] for row in metrics] == [1] and pruned["progress"] < 1
     assert sweep["best"]["job_id"] in {by_rate[0.01]["job_id"], by_rate[0.005]["job_id"]}
+
+
+def test_a_sweep_goes_on_when_the_worker_driving_it_is_killed(stack: FullStack) -> None:
+    body = {
+        **GRID,
+        "params": {"epochs": 30, "max_train_images": 1000},
+        "space": {"learning_rate": {"values": [0.01, 0.005]}},
+        "parallel": 1,
+    }
+    response = requests.post(f"{stack.url}/v1/sweeps", json=body, timeout=30)
+    assert response.status_code == 202, response.text
+    path = f"/v1/sweeps/{response.json()['id']}"
+    first = response.json()["trial_jobs"][0]["job_id"]
+
+    def training() -> bool:
+        return get(stack, f"/v1/jobs/{first}")["progress"] > 0
+
+    wait_for(stack, "the first trial training", training, 120)
+    # The worker would queue the next trial when this one ends: it dies mid-trial instead (its
+    # whole process group, as a lost machine), and a new one takes over after the reaper
+    # re-queues the trial.
+    killed = stack.processes.pop("worker")
+    os.killpg(killed.pid, signal.SIGKILL)
+    killed.wait()
+    stack.start("worker2", "worker", "--queues", "train", "--concurrency", "3", "--name", "w2")
+    wait_for(stack, "end of the sweep", lambda: get(stack, path)["status"] in ENDED, 300)
+    sweep = get(stack, path)
+    assert sweep["status"] == "succeeded" and sweep["counts"]["succeeded"] == 2, sweep
+    assert get(stack, f"/v1/jobs/{first}")["attempts"] == 2
