@@ -10,6 +10,7 @@ from services.ui import (  # noqa: F401 - each module adds its pages to the blue
     pages_jobs,
     pages_new,
     pages_removal,
+    pages_sweeps,
     signin,
 )
 from services.ui.blueprint import bp

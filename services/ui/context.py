@@ -17,6 +17,7 @@ NAV = (
     ("New job", "ui.new_job"),
     ("Datasets", "ui.datasets"),
     ("Compare", "ui.compare"),
+    ("Sweeps", "ui.sweeps"),
 )
 
 
