@@ -18,6 +18,7 @@ from shared.jobs.changes import write_lock
 from shared.object_removals import note_removals, remove_now
 from shared.settings import Settings
 from shared.storage import ObjectStore, dataset_key
+from shared.sweeps.datasets import release_sweeps
 from shared.usage import QuotaExceeded, check_owner_bytes, owner_usage
 
 __all__ = ["QuotaExceeded"]  # raised here; defined with the other quotas in shared.usage
@@ -175,6 +176,11 @@ def delete_dataset(database_url: str, store: ObjectStore, owner: str, name: str)
             raise DatasetInUse(
                 f"dataset {name!r} is in use: {error.message} (POST /v1/jobs/<id>/cancel)"
             ) from None
+        if (sweep_id := release_sweeps(session, dataset.id)) is not None:
+            raise DatasetInUse(
+                f"dataset {name!r} is in use: sweep {sweep_id} has not ended; cancel it "
+                f"(POST /v1/sweeps/{sweep_id}/cancel) or wait for it to end first"
+            )
         session.execute(
             delete(Dataset)
             .where(Dataset.id == dataset.id)

@@ -112,3 +112,27 @@ def test_another_owners_sweep_is_not_found(settings: Settings) -> None:
         answer = getattr(client, method)(f"/v1/sweeps/{sweep['id']}{path}", headers=as_bob)
         assert answer.status_code == 404
     assert client.get("/v1/sweeps", headers=as_bob).get_json()["total"] == 0
+
+
+def test_a_dataset_is_kept_while_a_sweep_on_it_has_not_ended(
+    client: FlaskClient, settings: Settings
+) -> None:
+    from shared.db.session import session_scope
+    from shared.job_state import JobStatus
+    from shared.jobs import claim, finish
+    from shared.sweeps.driver import drive_sweep
+
+    sweep = client.post("/v1/sweeps", json=GRID).get_json()
+    for row in sweep["trial_jobs"]:  # both trials end, before any driver asks for the next
+        with session_scope(settings.database_url) as session:
+            job = claim(session, row["job_id"], "w")
+            assert job is not None
+            finish(session, job.id, str(job.lease), JobStatus.SUCCEEDED, None, {"test_mse": 0.1})
+    refused = client.delete("/v1/datasets/digits")
+    assert refused.status_code == 409, refused.get_data(as_text=True)
+    assert f"sweep {sweep['id']} has not ended" in refused.get_json()["error"]["message"]
+    assert client.post(f"/v1/sweeps/{sweep['id']}/cancel").status_code == 202
+    drive_sweep(settings.database_url, sweep["id"])  # the pass that sees it ended
+    assert client.delete("/v1/datasets/digits").status_code == 200
+    shown = client.get(f"/v1/sweeps/{sweep['id']}").get_json()
+    assert shown["dataset"] is None and shown["status"] == "cancelled"
