@@ -8,7 +8,7 @@
 # Needs root (it installs docker.io, docker-compose and debootstrap when missing, and starts
 # dockerd when none runs; it stops the dockerd it started). A hard limit of
 # COMPOSE_SMOKE_TIMEOUT seconds (default 900) covers all of it, cleanup aside.
-# Published ports 8000, 9000, 9001 and 5555 on 127.0.0.1 must be free.
+# Published ports 8000, 9000, 9001, 5555 and 9090 on 127.0.0.1 must be free.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -66,7 +66,7 @@ service_states() {
         elif [ "$status" != running ]; then
             echo "$svc $status-exit-$code-after-$restarts-restarts"
         elif [ "$restarts" != 0 ]; then
-            echo "$svc restarted-$restarts-times-last-exit-$code"
+            echo "$svc restarted-$restarts-times"
         else
             case "$health" in
                 healthy | none) echo "$svc ok" ;;
@@ -93,19 +93,21 @@ wait_healthy() {  # wait_healthy SECONDS [SERVICE...]: all ok, or fail naming th
         if [ -n "$wanted" ]; then
             states="$(awk -v want=" $wanted " 'index(want, " " $1 " ")' <<< "$states")"
         fi
-        bad="$(grep -v -E ' (ok|starting)$' <<< "$states" || true)"
-        pending="$(grep -E ' starting$' <<< "$states" || true)"
+        bad="$(grep -v -E ' (ok|starting|not-created)$' <<< "$states" || true)"
+        pending="$(grep -E ' (starting|not-created)$' <<< "$states" || true)"
         if [ -z "$bad" ] && [ -z "$pending" ]; then
             say "every service healthy: $(tr '\n' ' ' <<< "$states")"
             return 0
         fi
         if [ -n "$bad" ] || [ "$SECONDS" -ge "$deadline" ]; then
             [ -n "$bad" ] || bad="${pending// starting/ still-starting-after-$1s}"
-            while read -r svc _; do
+            while read -r svc what; do
+                [ "$what" != not-created ] || continue
                 service_logs "$svc"
                 echo "---- healthcheck of service $svc: $(health_output "$svc" | tr '\n' ' ')" >&2
             done <<< "$bad"
-            fail "service(s) not healthy: $(tr '\n' ';' <<< "$bad" | sed 's/;$//; s/;/; /g')"
+            waiting="$(grep ' not-created$' <<< "$pending" | cut -d' ' -f1 | tr '\n' ' ' || true)"
+            fail "service(s) not healthy: $(grep -v ' not-created$' <<< "$bad" | tr '\n' ';' | sed 's/;$//; s/;/; /g')${waiting:+ (so never started: $waiting)}"
         fi
         sleep 3
     done
@@ -166,7 +168,7 @@ if ! docker info > /dev/null 2>&1; then
     for _ in $(seq 60); do docker info > /dev/null 2>&1 && break; sleep 1; done
     docker info > /dev/null 2>&1 || { tail -n 20 "$work/dockerd.log" >&2; fail "dockerd did not start"; }
 fi
-for port in 8000 9000 9001 5555; do
+for port in 8000 9000 9001 5555 9090; do
     if (: < "/dev/tcp/127.0.0.1/$port") 2> /dev/null; then
         fail "port $port on 127.0.0.1 is taken; the stack publishes it"
     fi
@@ -255,8 +257,12 @@ wait_job() {  # wait_job ID SECONDS [STATUS]: poll until it ends; fail unless it
 }
 
 step "quickstart: key, upload, 2-epoch autoencoder"
-KEY="$(docker-compose exec -T api gentrain keys create smoke --admin | tail -n 1 | tr -d '\r')"
+KEY="$(docker-compose exec -T api gentrain keys create alice | tail -n 1 | tr -d '\r')"
 [[ "$KEY" == gt_* ]] || fail "gentrain keys create printed no key (service api): $KEY"
+if [ -n "$key_file" ]; then  # Prometheus's admin key for the API's /metrics, as the README says
+    docker-compose exec -T api gentrain keys create prometheus --admin | tail -n 1 > "$key_file"
+    docker-compose restart prometheus > /dev/null 2>&1
+fi
 api POST /v1/datasets -F file=@tests/fixtures/mnist_5k.npz -F name=mnist > /dev/null
 JOB="$(api POST /v1/jobs -H 'Content-Type: application/json' \
     -d '{"kind": "autoencoder", "dataset": "mnist", "params": {"epochs": 2}}' | field '["id"]')"
@@ -336,4 +342,15 @@ step "every service still healthy"
 wait_healthy 120 $(tr ' ' '\n' <<< "$services" | grep -v -x worker-train)
 state="$(service_states | grep '^worker-train ')"
 [[ "$state" =~ \ (ok|starting)$ ]] || fail "service worker-train: $state"
+if [ -n "$key_file" ]; then
+    step "Prometheus scrapes every target"
+    # worker-train restarted moments ago: its target may not have been scraped since.
+    targets="$(curl -fsS http://localhost:9090/api/v1/targets)" || fail "service prometheus does not answer"
+    down="$(python3 -c 'import json, sys
+for t in json.load(sys.stdin)["data"]["activeTargets"]:
+    if t["health"] != "up" and not t["labels"]["instance"].startswith("worker-train:"):
+        print(t["labels"]["job"], t["labels"]["instance"], t["health"], t.get("lastError", ""))' <<< "$targets")"
+    [ -z "$down" ] || fail "service prometheus: targets not up: $down"
+    say "Prometheus: every target up"
+fi
 step "done"
