@@ -13,7 +13,7 @@ import io
 import re
 from collections import Counter
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal, get_args, get_origin
 
 import hypothesis
 import pytest
@@ -178,8 +178,13 @@ def test_parameter_schemas_come_from_the_kind_definitions(settings: Settings) ->
         defaults = {name: prop["default"] for name, prop in properties.items()}
         assert validate_training_spec(kind, {}) == defaults
         for name, field in fields.items():
-            kind_of = {bool: "boolean", int: "integer", float: "number"}[field.annotation]
-            assert properties[name]["type"] == kind_of
+            choices = get_args(field.annotation) if get_origin(field.annotation) is Literal else ()
+            if choices:  # a choice of strings (an architecture)
+                assert properties[name]["type"] == "string"
+                assert properties[name]["enum"] == list(choices)
+            else:
+                kind_of = {bool: "boolean", int: "integer", float: "number"}[field.annotation]
+                assert properties[name]["type"] == kind_of
             assert properties[name]["description"] == field.description
             for bound in field.metadata:
                 if hasattr(bound, "ge"):
