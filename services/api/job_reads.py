@@ -53,6 +53,7 @@ DETAIL_COLUMNS = (
     _J.global_batch_size,
     _J.results,
     _J.expired_at,
+    _J.sweep_id,
 )
 _WITH_DATASET = JOBS.outerjoin(DATASETS, DATASETS.c.id == _J.dataset_id)
 _JOB_ID = bindparam("job_id", type_=String)

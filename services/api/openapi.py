@@ -208,6 +208,7 @@ def job_properties() -> tuple[dict[str, Schema], dict[str, Schema]]:
             "its metrics and history stay",
         },
         "expired_at": timestamp(null=True),
+        "sweep_id": nullable(string(description="the sweep this job is a trial of")),
     }
     return summary, full
 

@@ -116,6 +116,7 @@ def job_view(record: JobRecord, base_url: str) -> dict[str, Any]:
             # Retention (GENTRAIN_RETAIN_DAYS) removed its artifacts; metrics and history stay.
             "expired": job.expired_at is not None,
             "expired_at": _iso(job.expired_at),
+            "sweep_id": job.sweep_id,  # a trial of that sweep (issue 15)
         }
     )
     return view

@@ -60,6 +60,7 @@ def test_a_sweep_queues_parallel_trials_lists_shows_and_cancels(client: FlaskCli
     for row in table:
         job = client.get(f"/v1/jobs/{row['job_id']}").get_json()
         assert job["kind"] == "autoencoder" and job["params"]["epochs"] == 1
+        assert job["sweep_id"] == sweep["id"]
         assert row["params"] == {k: job["params"][k] for k in ("learning_rate", "batch_size")}
     assert sweep["best"] is None and sweep["counts"]["queued"] == 2
     listed = client.get("/v1/sweeps").get_json()
