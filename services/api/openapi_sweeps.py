@@ -130,13 +130,19 @@ def sweep_schemas() -> dict[str, Schema]:
         "params": {"type": "object"},
         "space": {"type": "object"},
         "trial_jobs": {"type": "array", "items": _ref("SweepTrial")},
+        "importances": {
+            "type": ["object", "null"],
+            "additionalProperties": NUMBER,
+            "description": "each searched parameter's share in explaining the objective "
+            "(PED-ANOVA), once 4 trials succeeded; GET /v1/sweeps/{sweep_id} only",
+        },
     }
     return {
         "SweepSubmission": submission,
         "SweepDimension": dimension,
         "SweepTrial": trial,
         "SweepSummary": _obj(summary),
-        "Sweep": _obj(full),
+        "Sweep": _obj(full, optional=("importances",)),
         "SweepList": _obj(
             {
                 "items": {"type": "array", "items": _ref("SweepSummary")},

@@ -54,6 +54,9 @@ def sweep_text(sweep: dict[str, Any]) -> str:
     if best:
         chosen = " ".join(f"{k}={v}" for k, v in best["params"].items())
         lines.append(f"best      {best['objective']:.6g} (job {best['job_id']}: {chosen})")
+    if sweep.get("importances"):
+        shares = " ".join(f"{k}={v:.2f}" for k, v in sweep["importances"].items())
+        lines.append(f"importance {shares}")
     rows = sweep.get("trial_jobs") or []
     if rows:
         names = list(sweep.get("space") or rows[0]["params"])

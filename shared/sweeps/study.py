@@ -91,3 +91,19 @@ def load_study(database_url: str, sweep: Sweep, asked: int | None = None) -> opt
         pruner=pruner(sweep),
         load_if_exists=True,
     )
+
+
+# Importances mean little before this many trials have finished.
+MIN_TRIALS_FOR_IMPORTANCES = 4
+
+
+def importances(database_url: str, sweep: Sweep) -> dict[str, float] | None:
+    """How much each searched parameter explains the objective (PED-ANOVA: numpy only, where
+    fANOVA needs scikit-learn), once enough trials finished; None before."""
+    study = load_study(database_url, sweep)
+    finished = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if len(finished) < MIN_TRIALS_FOR_IMPORTANCES:
+        return None
+    evaluator = optuna.importance.PedAnovaImportanceEvaluator()
+    found = optuna.importance.get_param_importances(study, evaluator=evaluator)
+    return {name: round(float(value), 4) for name, value in found.items()}

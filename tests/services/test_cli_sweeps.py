@@ -5,6 +5,7 @@ and `wait` following it to its end once its trials are written as a worker would
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from shared.db.session import session_scope
@@ -60,3 +61,7 @@ def test_sweep_submit_status_and_wait(api_url: str, settings: Settings, mnist_pa
     code, out = gentrain(api_url, "sweep", "wait", sweep_id, "--timeout", "60", "--interval", "0.2")
     assert code == 0, out
     assert "succeeded" in out and "best      0.02 " in out, out
+    assert re.search(r"^importance .*learning_rate=", out, re.M), out
+    sweep = json.loads(gentrain(api_url, "sweep", "status", sweep_id, "-o", "json")[1])
+    assert set(sweep["importances"]) == {"learning_rate", "encoding_dim"}
+    assert abs(sum(sweep["importances"].values()) - 1) < 0.01

@@ -5,6 +5,7 @@ the reaper drive it from then on (``shared.sweeps.driver``)."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from flask import Blueprint, Response, jsonify
@@ -15,12 +16,13 @@ from services.api.auth import caller, can_see
 from services.api.errors import ApiError, not_found
 from services.api.routes.jobs import _check_quota, _enqueue, _lock_owner, _priority
 from shared.datasets import is_dataset_name
-from shared.db.models import Dataset
+from shared.db.models import Dataset, Sweep
 from shared.job_specs import SpecError
 from shared.queue import TRAIN_TASK
 from shared.sweeps.driver import cancel_sweep, create_sweep, drive_sweep
 from shared.sweeps.spec import SweepSpec, validate_sweep_spec
 
+log = logging.getLogger(__name__)
 bp = Blueprint("sweeps", __name__, url_prefix="/v1/sweeps")
 
 
@@ -93,10 +95,30 @@ def list_sweeps() -> Response:
     return jsonify({"items": items, "total": total, "limit": limit, "offset": offset})
 
 
+def _importances(sweep_id: str, view: dict[str, Any]) -> dict[str, float] | None:
+    """The parameters' importances once enough trials succeeded (Optuna is imported then only:
+    it is no part of the API's start)."""
+    from shared.sweeps.study import MIN_TRIALS_FOR_IMPORTANCES, importances
+
+    if view["counts"]["succeeded"] < MIN_TRIALS_FOR_IMPORTANCES:
+        return None
+    with deps.db() as session:
+        sweep = session.get(Sweep, sweep_id)
+    if sweep is None:
+        return None
+    try:
+        return importances(deps.settings().database_url, sweep)
+    except Exception:  # noqa: BLE001 - a degenerate study: the view without them
+        log.warning("sweep %s: cannot compute importances", sweep_id, exc_info=True)
+        return None
+
+
 @bp.get("/<sweep_id>")
 def get_sweep(sweep_id: str) -> Response:
-    """A sweep: its status, its trials' table and its best trial."""
-    return jsonify(_visible(sweep_id))
+    """A sweep: its status, its trials' table, its best trial and its parameters' importances."""
+    view = _visible(sweep_id)
+    view["importances"] = _importances(sweep_id, view)
+    return jsonify(view)
 
 
 @bp.post("/<sweep_id>/cancel")
