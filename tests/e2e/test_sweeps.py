@@ -1,8 +1,9 @@
 """Sweeps on real processes (issue 15): the API, the reaper and one training worker of
 concurrency 3 on PostgreSQL, Redis and S3. A 2×2 grid over an autoencoder's learning rate and
 batch size with parallel 2 runs its 4 trials as jobs, never more than 2 at once (read from the
-jobs' start and end times), and names the one with the lowest test_mse as best; cancelling a
-sweep cancels its running trials and asks for no more."""
+jobs' start and end times), and names the one with the lowest test_mse as best; a TPE sweep of
+6 trials finishes; a median pruner stops a clearly bad trial early; cancelling a sweep cancels
+its running trials and asks for no more; killing the worker that drives it does not stop it."""
 
 from __future__ import annotations
 
@@ -192,6 +193,31 @@ def test_a_median_pruner_stops_a_clearly_bad_trial_early(stack: FullStack) -> No
     metrics = get(stack, f"/v1/jobs/{pruned['id']}/metrics")["items"]
     assert [row["step"] for row in metrics] == [1] and pruned["progress"] < 1
     assert sweep["best"]["job_id"] in {by_rate[0.01]["job_id"], by_rate[0.005]["job_id"]}
+
+
+def test_a_tpe_sweep_of_six_trials_finishes(stack: FullStack) -> None:
+    body = {
+        **GRID,
+        "space": {"learning_rate": {"low": 1e-4, "high": 1e-2, "log": True}},
+        "sampler": "tpe",
+        "trials": 6,
+        "seed": 0,
+    }
+    response = requests.post(f"{stack.url}/v1/sweeps", json=body, timeout=30)
+    assert response.status_code == 202, response.text
+    path = f"/v1/sweeps/{response.json()['id']}"
+    wait_for(stack, "end of the sweep", lambda: get(stack, path)["status"] in ENDED, 300)
+    sweep = get(stack, path)
+    assert sweep["status"] == "succeeded" and sweep["counts"]["succeeded"] == 6, sweep
+    rates = [row["params"]["learning_rate"] for row in sweep["trial_jobs"]]
+    assert len(set(rates)) == 6 and all(1e-4 <= rate <= 1e-2 for rate in rates)
+    jobs = [get(stack, f"/v1/jobs/{row['job_id']}") for row in sweep["trial_jobs"]]
+    lives = [
+        (datetime.fromisoformat(job["created_at"]), datetime.fromisoformat(job["finished_at"]))
+        for job in jobs
+    ]
+    assert most_at_once(lives) <= 2
+    assert set(sweep["importances"]) == {"learning_rate"}
 
 
 def test_a_sweep_goes_on_when_the_worker_driving_it_is_killed(stack: FullStack) -> None:
