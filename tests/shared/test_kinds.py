@@ -15,6 +15,7 @@ AUTOENCODER = {
     "batch_size": 256,
     "learning_rate": 0.001,
     "encoding_dim": 32,
+    "architecture": "dense",  # the seed's 784-32-784 network
     "shuffle": True,
     "sample_every": 0,
     **COMMON,
@@ -42,6 +43,7 @@ DEFAULTS = {
         "sample_every": 500,
         "label_smoothing": 0.0,
         "quality_samples": 2000,
+        "ema": 0.0,  # no moving average: the seed's generator as trained
         **COMMON,
     },
 }
@@ -89,7 +91,7 @@ def test_the_gans_blocks() -> None:
         ({"noise_factor": 2.5}, "params.noise_factor", "params.noise_factor must be at most 2"),
         ({"learning_rate": 0}, "params.learning_rate", "must be at least 1e-06"),
         ({"epochs": "3"}, "params.epochs", "params.epochs must be an integer"),
-        ({"epochs": 0, "zz": 1}, "params.zz", "unknown parameter 'zz'; known: batch_size, clip"),
+        ({"epochs": 0, "zz": 1}, "params.zz", "unknown parameter 'zz'; known: architecture, batch_size"),
     ],
 )
 def test_errors_name_the_parameter(params: dict, field: str, message: str) -> None:

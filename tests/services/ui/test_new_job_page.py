@@ -6,8 +6,9 @@ would post are what the API accepts, the fields the API names in its errors are 
 from __future__ import annotations
 
 import io
+import json
 from html.parser import HTMLParser
-from typing import Any
+from typing import Any, Literal, get_args, get_origin
 
 import numpy as np
 from annotated_types import Ge, Le
@@ -88,10 +89,19 @@ def typed(field: dict[str, str | None]) -> Any:
 def form_params(elements: Elements, kind: str) -> dict[str, Any]:
     prefix = f"param-{kind}-"
     return {
-        str(attrs["data-param"]): typed(attrs)
+        str(attrs["data-param"]): chosen(elements, element_id)
+        if attrs["data-type"] == "choice"
+        else typed(attrs)
         for element_id, attrs in elements.by_id.items()
         if element_id.startswith(prefix) and attrs.get("data-param")
     }
+
+
+def chosen(elements: Elements, select_id: str) -> Any:
+    """A choice's value as the page's script reads it: the selected option's data-choice."""
+    options = elements.options[select_id]
+    picked = [option for option in options if "selected" in option] or options[:1]
+    return json.loads(str(picked[0]["data-choice"]))
 
 
 def bounds(kind: str, name: str) -> tuple[Any, Any]:
@@ -118,6 +128,12 @@ def test_the_form_is_the_kinds_parameter_definitions(settings: Settings) -> None
             if info.annotation is bool:
                 assert field["type"] == "checkbox" and field["data-type"] == "boolean"
                 assert ("checked" in field) == info.default
+                continue
+            if get_origin(info.annotation) is Literal:  # a choice: a select of its values
+                assert field["tag"] == "select" and field["data-type"] == "choice"
+                values = [json.loads(str(o["data-choice"])) for o in elements.options[field["id"]]]
+                assert values == list(get_args(info.annotation))
+                assert chosen(elements, str(field["id"])) == info.default
                 continue
             expected_type = "integer" if info.annotation is int else "number"
             assert field["type"] == "number" and field["data-type"] == expected_type
