@@ -91,7 +91,11 @@ def test_the_gans_blocks() -> None:
         ({"noise_factor": 2.5}, "params.noise_factor", "params.noise_factor must be at most 2"),
         ({"learning_rate": 0}, "params.learning_rate", "must be at least 1e-06"),
         ({"epochs": "3"}, "params.epochs", "params.epochs must be an integer"),
-        ({"epochs": 0, "zz": 1}, "params.zz", "unknown parameter 'zz'; known: architecture, batch_size"),
+        (
+            {"epochs": 0, "zz": 1},
+            "params.zz",
+            "unknown parameter 'zz'; known: architecture, batch_size",
+        ),
     ],
 )
 def test_errors_name_the_parameter(params: dict, field: str, message: str) -> None:
