@@ -127,20 +127,27 @@ def claim_next(session: Session, sampling: bool, worker: str = "") -> Job | None
     the job that is first in line, so priorities hold on any broker (see README, *Priorities*).
     """
     is_sample = Job.kind == SAMPLE_KIND
-    query = (
+    first = (
         select(Job.id)
         .where(Job.status == JobStatus.QUEUED.value, is_sample if sampling else ~is_sample)
         .order_by(*queue_order())
         .limit(1)
-        # Another worker's candidate is skipped, not waited for (PostgreSQL; SQLite takes the
-        # database's write lock first, so claims there are one at a time).
-        .with_for_update(skip_locked=True)
     )
+    # Another worker's candidate is skipped, not waited for (PostgreSQL; SQLite takes the
+    # database's write lock first, so claims there are one at a time).
+    skipping = first.with_for_update(skip_locked=True)
+    # But when every queued job is locked (a reaper's pass, a cancel, other claims), the first
+    # is waited for: giving up would drop this wake-up and leave a job queued with none.
+    waiting = first.with_for_update()
     write_lock(session)
     for _ in range(10):  # lost races only: each failed claim means another worker took one
-        job_id = session.scalar(query)
+        job_id = session.scalar(skipping)
         if job_id is None:
-            return None
+            job_id = session.scalar(waiting)
+            if job_id is None:
+                if session.scalar(first) is None:
+                    return None
+                continue  # the one waited for was taken meanwhile: look again
         job = claim(session, job_id, worker)
         if job is not None:
             return job

@@ -83,3 +83,34 @@ def test_priority_is_stored_on_the_job(settings: Settings, priority: int) -> Non
     with session_scope(settings.database_url) as session:
         job = session.get(Job, job_id)
         assert job is not None and job.priority == priority
+
+
+def test_a_wake_up_waits_for_a_queued_job_another_transaction_holds(settings: Settings) -> None:
+    """While the only queued job's row is locked (a reaper's pass, a cancel), a woken worker
+    waits for it instead of claiming nothing: its message would be spent and the job left
+    queued with none until the reaper sent another (a minute later)."""
+    import threading
+
+    from shared.db.models import Job
+
+    url = settings.database_url
+    job_id = submit(url)
+    locked, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with session_scope(url) as session:
+            session.get(Job, job_id, with_for_update=True)
+            locked.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert locked.wait(10)
+    taken: list[str | None] = []
+    taker = threading.Thread(target=lambda: taken.append(take(url)))
+    taker.start()
+    taker.join(0.5)  # still waiting on PostgreSQL (SQLite's write lock has no row locks)
+    release.set()
+    holder.join(10)
+    taker.join(10)
+    assert taken == [job_id]
