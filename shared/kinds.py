@@ -153,7 +153,8 @@ class GanParams(CommonParams):
         0.0,
         ge=0.0,
         le=0.9999,
-        description="decay of a moving average of the generator's weights (e.g. 0.999; 0: off); "
+        description="decay of a moving average of the generator's weights (0: off; see "
+        "docs/engine-benchmarks.md before using it); "
         "grids, quality and the exported generator then use the average",
     )
     quality_samples: int = Field(
