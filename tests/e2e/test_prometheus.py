@@ -178,6 +178,10 @@ def test_prometheus_sees_jobs_succeed_fail_and_be_cancelled(watched: Watched) ->
     assert watched.wait(succeeded, lambda j: j["status"] in TERMINAL)["status"] == "succeeded"
     failed = watched.submit("classifier", "unlabeled", epochs=1)  # needs labels: fails at once
     assert watched.wait(failed, lambda j: j["status"] in TERMINAL)["status"] == "failed"
+    # Prometheus holds a sample of the images counter before the next job trains, so that the
+    # rate below sees it rise (a series first scraped at its final value has a rate of 0).
+    first = len(watched.api("GET", f"/v1/jobs/{succeeded}/metrics").json()["items"])
+    watched.settle("sum(gentrain_worker_train_images_total)", {"": 1024 * first})
     cancelled = watched.submit("autoencoder", "mnist", epochs=1000, **small)
     watched.wait(cancelled, lambda j: bool(j["latest_metrics"]))
     assert watched.api("POST", f"/v1/jobs/{cancelled}/cancel").status_code == 202
