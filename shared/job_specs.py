@@ -61,14 +61,20 @@ def _spec_error(error: ErrorDetails, field: str, known: list[str]) -> SpecError:
     return SpecError(name, template.format(label=label, **context))
 
 
-def check_params(params: Any, model: type[BaseModel], field: str = "params") -> dict[str, Any]:
-    """``params`` validated by ``model``, every parameter filled in, as a plain JSON dict."""
+def check_params(
+    params: Any,
+    model: type[BaseModel],
+    field: str = "params",
+    context: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """``params`` validated by ``model`` (its validators see ``context``), every parameter
+    filled in, as a plain JSON dict."""
     if params is None:
         params = {}
     if not isinstance(params, dict):
         raise SpecError(field, f"{field} must be an object")
     try:
-        checked = model.model_validate(params)
+        checked = model.model_validate(params, context=context)
     except ValidationError as error:
         errors = error.errors()
         # An unknown parameter first (as a typo explains what follows), then the first error.
@@ -93,10 +99,14 @@ def validate_training_spec(
     return checked
 
 
-def validate_sample_params(params: Any, kind: str | None = None) -> dict[str, Any]:
-    """Complete and check a sampling job's params (for a model of ``kind`` if known)."""
+def validate_sample_params(
+    params: Any, kind: str | None = None, trained_with: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Complete and check a sampling job's params (for a model of ``kind`` if known, trained
+    with the params ``trained_with`` if known: a conditional GAN's digits, say)."""
     spec = KIND_SPECS.get(kind) if kind is not None else None
-    return check_params(params, spec.sample_params if spec else SampleParams)
+    context = None if trained_with is None else {"trained_with": trained_with}
+    return check_params(params, spec.sample_params if spec else SampleParams, context=context)
 
 
 PRIORITY_MIN, PRIORITY_MAX, PRIORITY_DEFAULT = 0, 9, 5

@@ -8,9 +8,16 @@ TensorFlow.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 
 class RuleError(ValueError):
@@ -157,6 +164,21 @@ class GanParams(CommonParams):
         "docs/engine-benchmarks.md before using it); "
         "grids, quality and the exported generator then use the average",
     )
+    architecture: Literal["seed", "dcgan"] = Field(
+        "seed",
+        description="seed: the lecture's networks; dcgan: strided convolutions with BatchNorm "
+        "and LeakyReLU in both networks and Adam with beta_1 0.5 (the DCGAN paper's recipe)",
+    )
+    loss: Literal["bce", "hinge"] = Field(
+        "bce",
+        description="bce: binary cross-entropy on a sigmoid output (the seed's); hinge: the "
+        "discriminator outputs a score, trained with the hinge loss",
+    )
+    conditional: bool = Field(
+        False,
+        description="feed the digit's label to both networks (the dataset needs y_train); "
+        "the exported generator takes (latent, label) and sampling jobs can ask for digits",
+    )
     quality_samples: int = Field(
         2000,
         ge=0,
@@ -190,6 +212,10 @@ class GanParams(CommonParams):
                 f"steps ({self.steps}) must be a multiple of steps_per_epoch "
                 f"({self.steps_per_epoch})",
             )
+        if self.label_smoothing and self.loss != "bce":
+            raise RuleError(
+                "label_smoothing", f"label_smoothing applies to the bce loss, not {self.loss}"
+            )
         return self
 
 
@@ -198,6 +224,68 @@ class SampleParams(Params):
 
     count: int = Field(16, ge=1, le=1024, description="images in the grid")
     seed: int = Field(0, ge=0, le=2**31 - 1, description="random seed for the images drawn")
+
+
+# Images a sampling job draws at most (``count``, or ``count`` per row of a conditional GAN).
+MAX_SAMPLE_IMAGES = 1024
+DIGITS = 10
+# A sampling parameter's schema key naming the training parameter it needs set.
+NEEDS_KEY = "x-needs-param"
+Digit = Annotated[int, Field(ge=0, le=DIGITS - 1)]
+
+
+class GanSampleParams(SampleParams):
+    """Parameters of a sampling job of a GAN; ``digits`` only for a conditional one."""
+
+    digits: list[Digit] | Literal["all"] | None = Field(
+        None,
+        description="conditional GANs only: one row of count samples per digit listed (0-9), "
+        'or "all" for one row per digit 0-9; null: count samples, digits 0-9 in turn',
+        # Forms offer it only for models trained with this parameter set.
+        json_schema_extra={NEEDS_KEY: "conditional"},
+    )
+
+    @field_validator("digits", mode="before")
+    @classmethod
+    def _digits_shape(cls, value: Any) -> Any:
+        """One message for every wrong shape (not one per member of the union)."""
+        if value is None or value == "all":
+            return value
+        if not isinstance(value, list) or not all(
+            type(digit) is int and 0 <= digit < DIGITS for digit in value
+        ):
+            raise RuleError("digits", 'digits must be a list of digits 0-9, or "all"')
+        return value
+
+    @model_validator(mode="after")
+    def _digits_fit(self, info: ValidationInfo) -> GanSampleParams:
+        """A list of 1-20 digits whose rows hold at most MAX_SAMPLE_IMAGES images; none for an
+        unconditional model (when the training job's params are in the validation context)."""
+        rows = self.digit_rows()
+        if rows is not None:
+            if not 1 <= len(rows) <= 2 * DIGITS:
+                raise RuleError("digits", f'digits must list 1 to {2 * DIGITS} digits, or "all"')
+            if len(rows) * self.count > MAX_SAMPLE_IMAGES:
+                raise RuleError(
+                    "count",
+                    f"count is per row with digits: {len(rows)} rows of {self.count} is more "
+                    f"than {MAX_SAMPLE_IMAGES} images",
+                )
+        trained_with = (info.context or {}).get("trained_with")
+        if rows is not None and trained_with is not None and not trained_with.get("conditional"):
+            raise RuleError("digits", "digits needs a conditional GAN (trained with conditional)")
+        return self
+
+    def digit_rows(self) -> list[int] | None:
+        """The digit of each row of the grid, or None for a plain grid."""
+        return digit_rows(self.digits)
+
+
+def digit_rows(digits: list[int] | str | None) -> list[int] | None:
+    """A conditional GAN's sampling ``digits`` as the digit of each row (None: no rows)."""
+    if digits == "all":
+        return list(range(DIGITS))
+    return None if digits is None else [int(digit) for digit in digits]
 
 
 @dataclass(frozen=True)
@@ -213,6 +301,12 @@ class KindSpec:
     needs_labels: bool = False
     # Sampling draws images from the training job's dataset (all but generators).
     sampling_needs_dataset: bool = True
+    # Boolean parameters that, set, make a job of the kind need labels (y_train).
+    label_params: tuple[str, ...] = ()
+
+    def labels_asked_by(self, params: dict[str, Any]) -> str | None:
+        """The parameter that makes a job with ``params`` need labels, if one does."""
+        return next((name for name in self.label_params if params.get(name)), None)
 
 
 # The model kinds, in the order they are listed everywhere.
@@ -243,7 +337,9 @@ KIND_SPECS: dict[str, KindSpec] = {
             "the seed's DCGAN-style GAN, trained in blocks of steps",
             GanParams,
             "samples/generated.png",
+            sample_params=GanSampleParams,
             sampling_needs_dataset=False,
+            label_params=("conditional",),
         ),
     )
 }
@@ -271,6 +367,13 @@ def params_json_schema(
 
 # The kind of a sampling job (it draws from a trained model of one of the kinds above).
 SAMPLE_KIND = "sample"
+
+
+def sample_param_models() -> list[type[Params]]:
+    """Every sampling parameter model: the common one, then the kinds' own, each once."""
+    models: list[type[Params]] = [SampleParams]
+    models.extend(spec.sample_params for spec in KIND_SPECS.values())
+    return list(dict.fromkeys(models))
 
 
 def job_kinds() -> list[str]:

@@ -23,6 +23,7 @@ from shared.kinds import (
     SampleParams,
     job_kinds,
     params_json_schema,
+    sample_param_models,
 )
 from shared.settings import Settings
 
@@ -217,6 +218,20 @@ def schemas(settings: Settings) -> dict[str, Schema]:
     """Every schema component: views, lists, errors, submissions and per-kind parameters."""
     caps = {"max_runtime_seconds": settings.max_runtime_cap_seconds}
     specs = list(KIND_SPECS.values())
+    # A sampling job's params are checked by its model's kind (SampleParams, or the kind's own).
+    sample_models = sample_param_models()
+    sample_params = ref(SampleParams.__name__)
+    if len(sample_models) > 1:
+        sample_params = {
+            "anyOf": [ref(model.__name__) for model in sample_models],
+            "description": "by the model's kind: "
+            + "; ".join(
+                f"{spec.name}: {spec.sample_params.__name__}"
+                for spec in specs
+                if spec.sample_params is not SampleParams
+            )
+            + f"; others: {SampleParams.__name__}",
+        }
     summary, full = job_properties()
     array_info = obj({"shape": array(integer()), "dtype": string()})
     result: dict[str, Schema] = {
@@ -337,11 +352,11 @@ def schemas(settings: Settings) -> dict[str, Schema]:
             },
         },
         "SampleRequest": obj(
-            {"params": ref("SampleParams"), "priority": PRIORITY}, optional=("params", "priority")
+            {"params": sample_params, "priority": PRIORITY}, optional=("params", "priority")
         ),
-        # The sampling route validates before it knows the model's kind: the common parameters.
-        "SampleParams": params_schema(SampleParams, caps),
     }
+    for model in sample_models:
+        result[model.__name__] = params_schema(model, caps)
     for spec in specs:
         result[f"{spec.name.capitalize()}Submission"] = submission_schema(spec)
         result[f"{spec.name.capitalize()}Params"] = params_schema(spec.params, caps)

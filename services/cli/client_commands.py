@@ -23,7 +23,7 @@ from services.cli.job_views import (
 from services.cli.kind_commands import parse_params
 from services.cli.output import emit, output_option
 from shared.job_state import TERMINAL_STATUSES, JobStatus
-from shared.kinds import KIND_SPECS, SAMPLE_KIND, SampleParams, job_kinds
+from shared.kinds import KIND_SPECS, SAMPLE_KIND, job_kinds, sample_param_models
 
 TERMINAL = {str(status) for status in TERMINAL_STATUSES}
 
@@ -109,12 +109,19 @@ def submit(
 
 @click.command()
 @click.argument("job_id", shell_complete=complete_job_ids)
-@click.option("--param", "-p", "params", multiple=True, help="KEY=VALUE, e.g. count=64")
+@click.option(
+    "--param",
+    "-p",
+    "params",
+    multiple=True,
+    help="KEY=VALUE, e.g. count=64; a conditional GAN's digits=7,3 or digits=all",
+)
 @priority_option
 @api_url_option
 def sample(job_id: str, params: tuple[str, ...], priority: int | None, api_url: str | None) -> None:
     """Draw samples from trained job JOB_ID; prints the sampling job's id."""
-    body = parse_params(params, SampleParams)
+    # The model's kind is the server's to know: read as any kind's sampling params read it.
+    body = parse_params(params, sample_param_models())
     client = _client(api_url)
     job = client.sample(resolve_job_id(client, job_id), body, priority)
     click.echo(job["id"])

@@ -23,6 +23,8 @@ def type_name(prop: Schema) -> str:
         return "|".join(type_name(option) for option in prop["anyOf"])
     if "enum" in prop:
         return "|".join(str(choice) for choice in prop["enum"])
+    if "const" in prop:
+        return str(prop["const"])
     if prop.get("type") == "array":
         return f"list of {type_name(prop.get('items', {}))}"
     return str(prop.get("type", "any"))
@@ -51,7 +53,21 @@ def parse_value(name: str, prop: Schema, raw: str) -> Any:
         if raw.lower() in NULL:
             return None
         typed = [option for option in prop["anyOf"] if option.get("type") != "null"]
-        return parse_value(name, typed[0], raw) if len(typed) == 1 else _json_or_text(raw)
+        if len(typed) == 1:
+            return parse_value(name, typed[0], raw)
+        # The first option that reads it: a choice that names it, or a type that parses it
+        # (digits: "all" or "7,3").
+        for option in typed:
+            choices = option.get("enum", [option["const"]] if "const" in option else None)
+            if choices is not None:
+                if raw in choices:
+                    return raw
+                continue
+            try:
+                return parse_value(name, option, raw)
+            except click.BadParameter:
+                continue
+        return _json_or_text(raw)
     kind = prop.get("type")
     try:
         if "enum" in prop or kind == "string":
@@ -83,10 +99,16 @@ def _json_or_text(raw: str) -> Any:
         return raw
 
 
-def parse_params(pairs: tuple[str, ...], model: type[BaseModel] | None = None) -> dict[str, Any]:
-    """``KEY=VALUE`` pairs as params: by the parameter's type in ``model`` where it has one, else
-    as JSON (or text); the API names whatever is wrong with them."""
-    properties = params_json_schema(model)["properties"] if model else {}
+def parse_params(
+    pairs: tuple[str, ...], model: type[BaseModel] | Sequence[type[BaseModel]] | None = None
+) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs as params: by the parameter's type in ``model`` (or the first of
+    several models that has it) where one has it, else as JSON (or text); the API names
+    whatever is wrong with them."""
+    models = [] if model is None else [model] if isinstance(model, type) else list(model)
+    properties: Schema = {}
+    for each in models:
+        properties = params_json_schema(each)["properties"] | properties
     params: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
@@ -141,6 +163,7 @@ def kinds(kind: str | None, as_json: bool) -> None:
     notes = [f"final grid {spec.final_grid}"]
     if spec.needs_labels:
         notes.append("needs labels (y_train)")
+    notes.extend(f"{name} needs labels (y_train)" for name in spec.label_params)
     if not spec.sampling_needs_dataset:
         notes.append("samples without the dataset")
     click.echo("; ".join(notes))

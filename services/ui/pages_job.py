@@ -3,6 +3,7 @@ on the server from the API's reads and kept live by the job's event stream (stat
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from flask import render_template, request, url_for
@@ -15,7 +16,7 @@ from services.ui.blueprint import bp
 from services.ui.context import ui_url
 from services.ui.job_data import JobPage, final_grid_name, read_job_page, step_unit
 from shared.job_state import JobStatus
-from shared.kinds import SAMPLE_KIND
+from shared.kinds import KIND_SPECS, NEEDS_KEY, SAMPLE_KIND, SampleParams, params_json_schema
 
 
 def notice(title: str, message: str, status: int) -> ResponseReturnValue:
@@ -26,6 +27,33 @@ def notice(title: str, message: str, status: int) -> ResponseReturnValue:
 def job_not_found(job_id: str) -> ResponseReturnValue:
     """The page for a job that does not exist or is another owner's: both look the same."""
     return notice("Job not found", f"There is no job {job_id!r} you can see.", 404)
+
+
+@dataclass(frozen=True)
+class DrawField:
+    """A sampling parameter of the model's kind beyond count and seed, as a text field."""
+
+    name: str
+    description: str
+    # Takes a list: "7,3" is sent as [7, 3].
+    is_list: bool
+
+
+def draw_fields(model_kind: str, trained_with: dict[str, Any]) -> list[DrawField]:
+    """The kind's own sampling parameters (from its definition) that apply to a model trained
+    with ``trained_with``: one that needs a training parameter set is left out without it."""
+    spec = KIND_SPECS.get(model_kind)
+    if spec is None:
+        return []
+    fields = []
+    for name, prop in params_json_schema(spec.sample_params)["properties"].items():
+        needs = prop.get(NEEDS_KEY)
+        if name in SampleParams.model_fields or (needs and not trained_with.get(needs)):
+            continue
+        options = prop.get("anyOf", [prop])
+        is_list = any(option.get("type") == "array" for option in options)
+        fields.append(DrawField(name, prop.get("description", ""), is_list))
+    return fields
 
 
 def _client_data(page: JobPage) -> dict[str, Any]:
@@ -66,6 +94,7 @@ def job(job_id: str) -> ResponseReturnValue:
         terminal=status.is_terminal(),
         cancellable=status in (JobStatus.QUEUED, JobStatus.RUNNING),
         can_sample=trained and status is JobStatus.SUCCEEDED,
+        draw_fields=draw_fields(view["model_kind"], view["params"] or {}) if trained else [],
         trained=trained,
         runtime=display.span(view["started_at"], view["finished_at"] or view["updated_at"]),
         client=_client_data(page),

@@ -71,11 +71,14 @@ class KindForm:
     description: str
     needs_labels: bool
     fields: list[ParamField]
+    # Parameters that, set, need labels (a conditional GAN).
+    label_params: tuple[str, ...] = ()
 
     @property
     def summary(self) -> str:
         """The kind's description, with what it needs of a dataset."""
         needs = "; needs labels (y_train)" if self.needs_labels else ""
+        needs += "".join(f"; {name} needs labels (y_train)" for name in self.label_params)
         return f"{self.description}{needs}"
 
 
@@ -127,7 +130,9 @@ def kind_forms(caps: dict[str, int], values: dict[str, Any] | None = None) -> li
                 value = values[name]
             fields.append(param_field(name, prop, value))
         fields.sort(key=lambda item: item.common)  # stable: schema order within each group
-        forms.append(KindForm(spec.name, spec.description, spec.needs_labels, fields))
+        forms.append(
+            KindForm(spec.name, spec.description, spec.needs_labels, fields, spec.label_params)
+        )
     return forms
 
 

@@ -114,7 +114,7 @@ def test_the_runtime_cap_applies() -> None:
 
 
 def test_sample_params_by_kind() -> None:
-    assert validate_sample_params({}, "gan") == {"count": 16, "seed": 0}
+    assert validate_sample_params({}, "gan") == {"count": 16, "seed": 0, "digits": None}
     assert validate_sample_params({"count": 4}) == {"count": 4, "seed": 0}
     with pytest.raises(SpecError) as caught:
         validate_sample_params({"count": True}, "denoiser")

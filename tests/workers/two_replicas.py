@@ -33,7 +33,13 @@ RUNS = [
     ("denoiser", {"epochs": 3, "architecture": "conv"}),
     ("gan", {"steps": 4, "steps_per_epoch": 2, "batch_size": 32, "quality_samples": 100}),
     ("gan", {"steps": 4, "steps_per_epoch": 2, "batch_size": 32, "quality_samples": 0, "ema": 0.9}),
-]
+    ("gan", {"steps": 4, "steps_per_epoch": 2, "batch_size": 32, "quality_samples": 0,
+             "architecture": "dcgan"}),
+    ("gan", {"steps": 4, "steps_per_epoch": 2, "batch_size": 32, "quality_samples": 0,
+             "loss": "hinge"}),
+    ("gan", {"steps": 4, "steps_per_epoch": 2, "batch_size": 32, "quality_samples": 100,
+             "conditional": True}),
+]  # fmt: skip
 
 
 def main() -> None:
@@ -56,6 +62,8 @@ def main() -> None:
             assert last["loss"] < first["loss"], (kind, first, last)
         if kind == "classifier":
             assert outcome.results["test_accuracy"] > 0.3
+        if overrides.get("conditional"):
+            assert "conditional_accuracy" in outcome.results, outcome.results
         with tempfile.TemporaryDirectory() as folder:
             [board] = [n for n in reporter.files if n.startswith("tensorboard/")]
             (Path(folder) / board.rsplit("/", 1)[-1]).write_bytes(reporter.files[board])

@@ -1,4 +1,6 @@
-"""The seed's GAN as a ``keras.Model`` with its own compiled ``train_step``.
+"""The seed's GAN as a ``keras.Model`` with its own compiled ``train_step``, and its options: the
+hinge loss, class-conditional networks, and real and fake halves judged apart (for a
+discriminator with BatchNorm).
 
 Each network has its own optimizer and is trained on its own gradients, so no ``trainable``
 toggling is needed (the seed's Keras-2 idiom leaves the discriminator untrained under Keras 3).
@@ -18,19 +20,37 @@ def latent_noise(batch: Any, latent_dim: int, seed: Any = None) -> tf.Tensor:
 
 
 class GAN(keras.Model):
-    """Discriminator trained on a real and a fake half, then the generator through it."""
+    """Discriminator trained on a real and a fake half, then the generator through it.
+
+    ``loss`` is ``bce`` (the seed's: a sigmoid discriminator) or ``hinge`` (a raw score);
+    ``conditional`` networks take ``(input, label)`` and the batches are ``(images, labels)``;
+    ``split_halves`` judges the real and the fake half in two calls, so that a discriminator's
+    BatchNorm never mixes them (the seed's discriminator has none and judges them together).
+    """
 
     def __init__(
-        self, discriminator: keras.Model, generator: keras.Model, latent_dim: int, **kwargs: Any
+        self,
+        discriminator: keras.Model,
+        generator: keras.Model,
+        latent_dim: int,
+        loss: str = "bce",
+        conditional: bool = False,
+        split_halves: bool = False,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.discriminator = discriminator
         self.generator = generator
         self.latent_dim = latent_dim
+        self.loss_name = loss
+        self.conditional = conditional
+        self.split_halves = split_halves
         self.bce = keras.losses.BinaryCrossentropy()
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
-        self.d_accuracy = keras.metrics.BinaryAccuracy(name="d_acc")
+        # A hinge discriminator's score says "real" above 0, a probability above 0.5.
+        threshold = 0.0 if loss == "hinge" else 0.5
+        self.d_accuracy = keras.metrics.BinaryAccuracy(name="d_acc", threshold=threshold)
         self.seed_generator = keras.random.SeedGenerator(0)
         # Both parts are built by their functional constructors.
         self.built = True
@@ -56,43 +76,71 @@ class GAN(keras.Model):
         """Loss trackers, reset by ``fit`` each epoch."""
         return [self.d_loss_tracker, self.g_loss_tracker, self.d_accuracy]
 
-    def call(self, latent: tf.Tensor, training: bool = False) -> tf.Tensor:
-        """Generate images from latent vectors."""
-        return self.generator(latent, training=training)
+    def call(self, inputs: Any, training: bool = False) -> tf.Tensor:
+        """Generate images from latent vectors (and labels, when conditional)."""
+        return self.generator(inputs, training=training)
 
     def _replica_scaled(self, loss: tf.Tensor) -> tf.Tensor:
         # Gradients are summed over replicas, so each replica's mean loss is divided by their count.
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         return loss / tf.cast(replicas, loss.dtype)
 
-    def train_step(self, real: tf.Tensor) -> dict[str, tf.Tensor]:
+    def _generate(self, batch: Any, labels: tf.Tensor | None, training: bool) -> tf.Tensor:
+        latent = latent_noise(batch, self.latent_dim, self.seed_generator)
+        return self.generator(latent if labels is None else [latent, labels], training=training)
+
+    def _judge(self, images: tf.Tensor, labels: tf.Tensor | None) -> tf.Tensor:
+        inputs = images if labels is None else [images, labels]
+        return self.discriminator(inputs, training=True)
+
+    def _d_loss(
+        self, real: tf.Tensor, fake: tf.Tensor, labels: tf.Tensor | None, targets: tf.Tensor
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        """The discriminator's loss and its outputs for the real half, then the fake one."""
+        if self.split_halves:
+            predictions = tf.concat([self._judge(real, labels), self._judge(fake, labels)], 0)
+        else:
+            both = None if labels is None else tf.concat([labels, labels], axis=0)
+            predictions = self._judge(tf.concat([real, fake], axis=0), both)
+        if self.loss_name == "hinge":
+            on_real, on_fake = tf.split(predictions, 2, axis=0)
+            loss = tf.reduce_mean(tf.nn.relu(1.0 - on_real)) + tf.reduce_mean(
+                tf.nn.relu(1.0 + on_fake)
+            )
+            return loss, predictions
+        return self.bce(targets, predictions), predictions
+
+    def _g_loss(self, judged: tf.Tensor) -> tf.Tensor:
+        if self.loss_name == "hinge":
+            return -tf.reduce_mean(judged)
+        return self.bce(tf.ones_like(judged), judged)
+
+    def train_step(self, data: Any) -> dict[str, tf.Tensor]:
         """One seed step: D on real + fake (generated in inference mode, as the seed's
-        ``predict``), then G through D with 'real' labels."""
+        ``predict``), then G through D with 'real' labels. A conditional batch is
+        ``(images, labels)``; its fakes are drawn for the same labels."""
+        real, labels = data if self.conditional else (data, None)
         batch = tf.shape(real)[0]
-        fake = self.generator(
-            latent_noise(batch, self.latent_dim, self.seed_generator), training=False
-        )
-        images = tf.concat([real, tf.cast(fake, real.dtype)], axis=0)
+        fake = self._generate(batch, labels, training=False)
+        fake = tf.cast(fake, real.dtype)
         real_label = 1.0 - self.label_smoothing
-        labels = tf.concat([tf.fill((batch, 1), real_label), tf.zeros((batch, 1))], axis=0)
+        targets = tf.concat([tf.fill((batch, 1), real_label), tf.zeros((batch, 1))], axis=0)
         with tf.GradientTape() as tape:
-            predictions = self.discriminator(images, training=True)
-            d_loss = self.bce(labels, predictions)
+            d_loss, predictions = self._d_loss(real, fake, labels, targets)
             scaled = self.d_optimizer.scale_loss(self._replica_scaled(d_loss))
         grads = tape.gradient(scaled, self.discriminator.trainable_weights)
         self.d_optimizer.apply_gradients(
             zip(grads, self.discriminator.trainable_weights, strict=True)
         )
 
-        latent = latent_noise(batch, self.latent_dim, self.seed_generator)
         with tf.GradientTape() as tape:
-            judged = self.discriminator(self.generator(latent, training=True), training=True)
-            g_loss = self.bce(tf.ones((batch, 1)), judged)
+            judged = self._judge(self._generate(batch, labels, training=True), labels)
+            g_loss = self._g_loss(judged)
             scaled = self.g_optimizer.scale_loss(self._replica_scaled(g_loss))
         grads = tape.gradient(scaled, self.generator.trainable_weights)
         self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_weights, strict=True))
 
         self.d_loss_tracker.update_state(d_loss)
         self.g_loss_tracker.update_state(g_loss)
-        self.d_accuracy.update_state(tf.round(labels), predictions)
+        self.d_accuracy.update_state(tf.round(targets), predictions)
         return {m.name: m.result() for m in self.metrics}

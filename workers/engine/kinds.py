@@ -13,16 +13,23 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from shared.kinds import KIND_SPECS, QUALITY_MIN_SAMPLES, KindSpec
+from shared.kinds import DIGITS, KIND_SPECS, QUALITY_MIN_SAMPLES, KindSpec, digit_rows
 from workers.engine.data import Arrays, Drawn, held_out
 from workers.engine.distribution import jit_compile_setting
-from workers.engine.gan import GAN
+from workers.engine.gan_parts import (
+    build_gan,
+    digit_grid,
+    even_labels,
+    generate,
+    generate_many,
+    interpolation_strip,
+    is_conditional,
+    latent_dim_of,
+)
 from workers.engine.models import (
     build_autoencoder,
     build_classifier,
     build_conv_autoencoder,
-    build_discriminator,
-    build_generator,
 )
 from workers.engine.reporter import UserError
 from workers.images import grid_png, labelled_grid_png, square_grid_png
@@ -305,35 +312,16 @@ class Denoiser(Autoencoder):
 
 
 class Gan(Kind):
-    """The seed's DCGAN-style GAN, trained for a number of steps in blocks."""
+    """The seed's DCGAN-style GAN (or, as options, DCGAN networks, the hinge loss, labels in both
+    networks, a moving average of the generator), trained for a number of steps in blocks."""
 
     name = "gan"
 
     def build(self, params: dict[str, Any]) -> Built:
-        generator = build_generator(params["latent_dim"])
-        gan = GAN(build_discriminator(), generator, params["latent_dim"])
-        ema = params.get("ema", 0.0)  # jobs from before the option: none
-        d_opt = keras.optimizers.Adam(params["learning_rate"])
-        # The moving average lives in the generator's optimizer (checkpointed with its slots).
-        g_opt = keras.optimizers.Adam(params["learning_rate"], use_ema=ema > 0, ema_momentum=ema)
-        if keras.config.dtype_policy().name == "mixed_float16":
-            # float16 gradients underflow without loss scaling (bfloat16 has float32's range).
-            d_opt = keras.optimizers.LossScaleOptimizer(d_opt)
-            g_opt = keras.optimizers.LossScaleOptimizer(g_opt)
-        gan.compile(d_opt, g_opt, params["label_smoothing"], jit_compile=jit_compile_setting())
-        if not ema:
-            return Built(gan, [d_opt, g_opt], generator)
-        averaged = keras.models.clone_model(generator)
-
-        def sync_export() -> None:
-            """The average into ``averaged`` (BatchNorm's statistics are the generator's own)."""
-            raw = [variable.numpy() for variable in generator.trainable_variables]
-            g_opt.finalize_variable_values(generator.trainable_variables)
-            averaged.set_weights(generator.get_weights())
-            for variable, value in zip(generator.trainable_variables, raw, strict=True):
-                variable.assign(value)
-
-        return Built(gan, [d_opt, g_opt], averaged, sync_export)
+        gan, optimizers, export, sync_export = build_gan(params)
+        if sync_export is None:
+            return Built(gan, optimizers, export)
+        return Built(gan, optimizers, export, sync_export)
 
     def plan(self, arrays: Arrays, params: dict[str, Any], global_batch: int) -> Plan:
         x = arrays.x_train.reshape(-1, 28, 28, 1)
@@ -345,38 +333,48 @@ class Gan(Kind):
                 f"quality needs at least {QUALITY_MIN_SAMPLES} held-out images; the dataset has "
                 "fewer (set quality_samples to 0 to train without scoring)"
             )
-        real = tf.data.Dataset.from_tensor_slices(x).shuffle(len(x), seed=params["seed"]).repeat()
+        slices: Any = x
+        if params.get("conditional", False):
+            if arrays.y_train is None:
+                raise UserError("conditional needs labels: the dataset has no y_train")
+            slices = (x, arrays.y_train.astype(np.int32))
+        real = tf.data.Dataset.from_tensor_slices(slices).shuffle(len(x), seed=params["seed"])
         # BatchNorm wants full batches; every replica gets an equal share.
         spe = params["steps_per_epoch"]
-        return Plan(_batched(real, global_batch, drop=True), None, params["steps"] // spe, spe, spe)
+        train = _batched(real.repeat(), global_batch, drop=True)
+        return Plan(train, None, params["steps"] // spe, spe, spe)
 
     def generate(
         self, generator: keras.Model, count: int, latent_dim: int, seed: int
     ) -> np.ndarray:
-        """``count`` images from latent vectors drawn with ``seed``, as rows of 784 pixels."""
-        latent = (
-            np.random.default_rng(seed).uniform(-1.0, 1.0, (count, latent_dim)).astype(np.float32)
-        )
-        return np.asarray(generator(latent, training=False)).reshape(count, 784)
+        """``count`` images from latent vectors drawn with ``seed``, as rows of 784 pixels (a
+        conditional generator's of digits 0-9 in turn)."""
+        return generate(generator, count, latent_dim, seed)
 
     def preview(self, built: Built, arrays: Arrays, params: dict[str, Any]) -> bytes:
-        return square_grid_png(self.generate(built.export, 16, params["latent_dim"], 1234))
+        latent_dim = params["latent_dim"]
+        if is_conditional(built.export):
+            # A row per digit.
+            return digit_grid(built.export, list(range(DIGITS)), GRID_COLUMNS, latent_dim, 1234)
+        return square_grid_png(self.generate(built.export, 16, latent_dim, 1234))
 
     def evaluate(self, built: Built, arrays: Arrays, params: dict[str, Any]) -> dict[str, Any]:
         from workers.engine.quality import gan_quality
 
-        if not params["quality_samples"]:
+        count = params["quality_samples"]
+        if not count:
             return {}
         split, x, _ = held_out(arrays)
-        fake = np.concatenate(
-            [
-                self.generate(
-                    built.export, min(1000, params["quality_samples"] - i), params["latent_dim"], i
-                )
-                for i in range(0, params["quality_samples"], 1000)
-            ]
-        )
-        return {"split": split, "evaluated_images": len(x), **gan_quality(fake, x)}
+        # Labels spread evenly over the digits, for the FID's samples and the per-digit shares.
+        labels = even_labels(count) if is_conditional(built.export) else None
+        fake = generate_many(built.export, count, params["latent_dim"], labels)
+        return {
+            "split": split,
+            "evaluated_images": len(x),
+            # Which generator the figures are of: the moving average's, or the trained one.
+            "generator": "ema" if params.get("ema") else "raw",
+            **gan_quality(fake, x, labels),
+        }
 
     def sample(
         self,
@@ -385,12 +383,23 @@ class Gan(Kind):
         params: dict[str, Any],
         trained_with: dict[str, Any],
     ) -> dict[str, bytes]:
-        """``count`` samples from ``seed`` and a walk between two latent vectors."""
-        latent_dim = int(model.inputs[0].shape[-1])
-        images = self.generate(model, params["count"], latent_dim, params["seed"])
+        """``count`` samples from ``seed`` (a conditional model's: ``count`` per digit asked
+        for, one row each) and a walk between two latent vectors (of the first such digit)."""
+        latent_dim = latent_dim_of(model)
+        rows = digit_rows(params.get("digits"))
+        if rows is not None and not is_conditional(model):
+            raise UserError("digits needs a conditional GAN (trained with conditional)")
+        if rows is None:
+            images = self.generate(model, params["count"], latent_dim, params["seed"])
+            grid = square_grid_png(images)
+        else:
+            grid = digit_grid(model, rows, params["count"], latent_dim, params["seed"])
+        label = rows[0] if rows else params["seed"] % DIGITS
         return {
-            "samples/grid.png": square_grid_png(images),
-            "samples/interpolation.png": interpolation_strip(model, latent_dim, params["seed"]),
+            "samples/grid.png": grid,
+            "samples/interpolation.png": interpolation_strip(
+                model, latent_dim, params["seed"], label=label
+            ),
         }
 
 
@@ -399,17 +408,6 @@ def chosen_images(drawn: Drawn | None) -> tuple[np.ndarray, np.ndarray | None]:
     if drawn is None:
         raise UserError("sampling this model needs its dataset")
     return drawn.images, drawn.labels
-
-
-def interpolation_strip(
-    generator: keras.Model, latent_dim: int, seed: int, steps: int = 10
-) -> bytes:
-    """Images along a straight line between two latent vectors drawn with ``seed``."""
-    ends = np.random.default_rng(seed).uniform(-1.0, 1.0, (2, latent_dim)).astype(np.float32)
-    weights = np.linspace(0.0, 1.0, steps, dtype=np.float32)[:, None]
-    latent = (1.0 - weights) * ends[0] + weights * ends[1]
-    images = np.asarray(generator(latent, training=False)).reshape(steps, 784)
-    return grid_png([images])
 
 
 KINDS: dict[str, Kind] = {

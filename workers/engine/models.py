@@ -7,6 +7,9 @@ import keras
 from keras import layers
 
 IMAGE_SHAPE = (28, 28, 1)
+DIGITS = 10
+# Size of a conditional generator's label embedding, appended to the latent vector.
+LABEL_EMBEDDING = 16
 
 
 def build_classifier(hidden: int = 64) -> keras.Model:
@@ -50,24 +53,68 @@ def build_conv_autoencoder(encoding_dim: int = 32, depth: int = 32) -> keras.Mod
     return keras.Model(inputs, decoded, name="conv_autoencoder")
 
 
-def build_discriminator(depth: int = 64, dropout: float = 0.4) -> keras.Model:
-    """The seed's discriminator: three 5×5 stride-2 convolutions, dropout, one sigmoid unit."""
-    inputs = keras.Input(shape=IMAGE_SHAPE, name="image")
-    x = inputs
+def _real_score(
+    features: keras.KerasTensor, label: keras.KerasTensor | None, logits: bool
+) -> keras.KerasTensor:
+    """One unit judging ``features``: a sigmoid probability, or a raw score when ``logits``; with
+    a ``label``, plus the projection of the label's embedding on the features (Miyato & Koyama's
+    projection discriminator)."""
+    activation = None if logits else "sigmoid"
+    if label is None:
+        return layers.Dense(1, activation=activation, name="real", dtype="float32")(features)
+    unconditional = layers.Dense(1, name="real", dtype="float32")(features)
+    embedded = layers.Embedding(DIGITS, features.shape[-1], name="label_projection")(label)
+    projected = layers.Dot(axes=1, name="projection", dtype="float32")([embedded, features])
+    score = layers.Add(name="score", dtype="float32")([unconditional, projected])
+    if logits:
+        return score
+    return layers.Activation("sigmoid", name="probability", dtype="float32")(score)
+
+
+def _inputs(shape: tuple[int, ...], name: str, conditional: bool) -> list[keras.KerasTensor]:
+    """The network's input, and a label input (an integer digit per example) when conditional."""
+    inputs = [keras.Input(shape=shape, name=name)]
+    if conditional:
+        inputs.append(keras.Input(shape=(), dtype="int32", name="label"))
+    return inputs
+
+
+def _model(inputs: list[keras.KerasTensor], outputs: keras.KerasTensor, name: str) -> keras.Model:
+    return keras.Model(inputs if len(inputs) > 1 else inputs[0], outputs, name=name)
+
+
+def build_discriminator(
+    depth: int = 64, dropout: float = 0.4, conditional: bool = False, logits: bool = False
+) -> keras.Model:
+    """The seed's discriminator: three 5×5 stride-2 convolutions, dropout, one sigmoid unit
+    (a raw score when ``logits``; takes ``(image, label)`` when ``conditional``)."""
+    inputs = _inputs(IMAGE_SHAPE, "image", conditional)
+    x = inputs[0]
     for i, filters in enumerate((depth, depth * 2, depth * 4), start=1):
         x = layers.Conv2D(
             filters, 5, strides=2, padding="same", activation="relu", name=f"conv_{i}"
         )(x)
         x = layers.Dropout(dropout, name=f"dropout_{i}")(x)
     x = layers.Flatten(name="flatten")(x)
-    outputs = layers.Dense(1, activation="sigmoid", name="real", dtype="float32")(x)
-    return keras.Model(inputs, outputs, name="discriminator")
+    outputs = _real_score(x, inputs[1] if conditional else None, logits)
+    return _model(inputs, outputs, "discriminator")
 
 
-def build_generator(latent_dim: int = 32, depth: int = 64, dropout: float = 0.4) -> keras.Model:
-    """The seed's generator: Dense 7·7·64 → two upsampling transposed convolutions → 28×28×1."""
-    inputs = keras.Input(shape=(latent_dim,), name="latent")
-    x = layers.Dense(7 * 7 * depth, name="project")(inputs)
+def _latent_and_label(inputs: list[keras.KerasTensor]) -> keras.KerasTensor:
+    """The latent vector, with the label's embedding appended when there is a label."""
+    if len(inputs) == 1:
+        return inputs[0]
+    embedded = layers.Embedding(DIGITS, LABEL_EMBEDDING, name="label_embedding")(inputs[1])
+    return layers.Concatenate(name="latent_and_label")([inputs[0], embedded])
+
+
+def build_generator(
+    latent_dim: int = 32, depth: int = 64, dropout: float = 0.4, conditional: bool = False
+) -> keras.Model:
+    """The seed's generator: Dense 7·7·64 → two upsampling transposed convolutions → 28×28×1
+    (takes ``(latent, label)`` when ``conditional``)."""
+    inputs = _inputs((latent_dim,), "latent", conditional)
+    x = layers.Dense(7 * 7 * depth, name="project")(_latent_and_label(inputs))
     x = layers.BatchNormalization(momentum=0.9, name="bn_0")(x)
     x = layers.LeakyReLU(name="act_0")(x)
     x = layers.Reshape((7, 7, depth), name="reshape")(x)
@@ -80,4 +127,41 @@ def build_generator(latent_dim: int = 32, depth: int = 64, dropout: float = 0.4)
     outputs = layers.Conv2D(
         1, 5, padding="same", activation="sigmoid", name="image", dtype="float32"
     )(x)
-    return keras.Model(inputs, outputs, name="generator")
+    return _model(inputs, outputs, "generator")
+
+
+def build_dcgan_discriminator(
+    depth: int = 64, conditional: bool = False, logits: bool = False
+) -> keras.Model:
+    """The DCGAN paper's discriminator at MNIST size: 4×4 stride-2 convolutions 28 → 14 → 7,
+    LeakyReLU 0.2, BatchNorm on all but the first, one unit (as ``build_discriminator``)."""
+    inputs = _inputs(IMAGE_SHAPE, "image", conditional)
+    x = layers.Conv2D(depth, 4, strides=2, padding="same", name="conv_1")(inputs[0])
+    x = layers.LeakyReLU(0.2, name="act_1")(x)
+    x = layers.Conv2D(depth * 2, 4, strides=2, padding="same", use_bias=False, name="conv_2")(x)
+    x = layers.BatchNormalization(name="bn_2")(x)
+    x = layers.LeakyReLU(0.2, name="act_2")(x)
+    x = layers.Flatten(name="flatten")(x)
+    outputs = _real_score(x, inputs[1] if conditional else None, logits)
+    return _model(inputs, outputs, "discriminator")
+
+
+def build_dcgan_generator(
+    latent_dim: int = 32, depth: int = 64, conditional: bool = False
+) -> keras.Model:
+    """The DCGAN paper's generator at MNIST size: Dense 7·7·2d, then 4×4 stride-2 transposed
+    convolutions 7 → 14 → 28, BatchNorm and LeakyReLU 0.2 after all but the sigmoid output."""
+    inputs = _inputs((latent_dim,), "latent", conditional)
+    x = layers.Dense(7 * 7 * depth * 2, use_bias=False, name="project")(_latent_and_label(inputs))
+    x = layers.BatchNormalization(name="bn_0")(x)
+    x = layers.LeakyReLU(0.2, name="act_0")(x)
+    x = layers.Reshape((7, 7, depth * 2), name="reshape")(x)
+    x = layers.Conv2DTranspose(
+        depth, 4, strides=2, padding="same", use_bias=False, name="deconv_1"
+    )(x)
+    x = layers.BatchNormalization(name="bn_1")(x)
+    x = layers.LeakyReLU(0.2, name="act_1")(x)
+    outputs = layers.Conv2DTranspose(
+        1, 4, strides=2, padding="same", activation="sigmoid", name="image", dtype="float32"
+    )(x)
+    return _model(inputs, outputs, "generator")

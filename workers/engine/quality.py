@@ -126,13 +126,33 @@ def digit_shares(probs: np.ndarray) -> dict[str, float]:
     return {str(digit): float(counts[digit] / total) for digit in range(NUM_CLASSES)}
 
 
-def gan_quality(generated: np.ndarray, real: np.ndarray) -> dict[str, Any]:
-    """FID against ``real``, classifier score and digit shares of ``generated`` (feature net)."""
+def conditional_accuracy(probs: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+    """Share of images the feature net assigns the digit they were drawn for: overall, and by
+    digit "0".."9" (digits never asked for are left out)."""
+    predicted = np.argmax(np.asarray(probs), axis=1)
+    asked = np.asarray(labels)
+    hits = predicted == asked
+    by_digit = {
+        str(digit): float(hits[asked == digit].mean())
+        for digit in range(NUM_CLASSES)
+        if np.any(asked == digit)
+    }
+    return {"conditional_accuracy": float(hits.mean()), "conditional_accuracy_by_digit": by_digit}
+
+
+def gan_quality(
+    generated: np.ndarray, real: np.ndarray, labels: np.ndarray | None = None
+) -> dict[str, Any]:
+    """FID against ``real``, classifier score and digit shares of ``generated`` (feature net);
+    with the ``labels`` they were drawn for, how often the feature net agrees with them."""
     fake_features, fake_probs = features_and_probs(generated)
     real_features, _ = features_and_probs(real)
-    return {
+    results = {
         "fid": fid(real_features, fake_features),
         "classifier_score": classifier_score(fake_probs),
         "digit_shares": digit_shares(fake_probs),
         "samples": len(fake_features),
     }
+    if labels is not None:
+        results.update(conditional_accuracy(fake_probs, labels))
+    return results

@@ -11,7 +11,8 @@ import keras
 
 from shared.kinds import KIND_SPECS
 from workers.engine.data import Arrays, Drawn, draw
-from workers.engine.kinds import KINDS, interpolation_strip
+from workers.engine.gan_parts import interpolation_strip
+from workers.engine.kinds import KINDS
 from workers.engine.reporter import UserError
 
 __all__ = ["interpolation_strip", "load_model", "needs_dataset", "sample_images"]

@@ -31,7 +31,7 @@ from shared.job_specs import (
 from shared.job_state import IllegalTransition, JobStatus
 from shared.jobs import NewJob, create_job, mark_enqueued, request_cancel
 from shared.jobs.changes import write_lock
-from shared.kinds import QUALITY_MIN_SAMPLES, SAMPLE_KIND, job_kinds
+from shared.kinds import KIND_SPECS, QUALITY_MIN_SAMPLES, SAMPLE_KIND, job_kinds
 from shared.queue import SAMPLE_TASK, TRAIN_TASK, enqueue
 from shared.usage import QuotaExceeded, check_owner_bytes, owner_usage
 
@@ -178,6 +178,21 @@ def _check_held_out(params: dict[str, Any], dataset: Dataset) -> None:
         )
 
 
+def _check_labels(kind: str, params: dict[str, Any], dataset: Dataset) -> None:
+    """A 422 naming the parameter when one asks for labels (a conditional GAN) and the dataset
+    has no y_train."""
+    asked_by = KIND_SPECS[kind].labels_asked_by(params)
+    if asked_by is None or "y_train" in (dataset.arrays or {}):
+        return
+    raise ApiError(
+        422,
+        "invalid_spec",
+        f"{asked_by} needs labels and dataset {dataset.name!r} has no y_train; upload a "
+        f"dataset with labels or set params.{asked_by} to false",
+        f"params.{asked_by}",
+    )
+
+
 def _idempotency_key() -> str | None:
     key = request.headers.get("Idempotency-Key")
     if key is not None and (not 1 <= len(key) <= 128 or not key.isprintable()):
@@ -261,6 +276,7 @@ def submit_job() -> tuple[Response, int]:
                     422, "unknown_dataset", f"dataset {dataset_name!r} not found{hint}", "dataset"
                 )
             _check_held_out(params, dataset)
+            _check_labels(body["kind"], params, dataset)
             kind = body["kind"]
             new = NewJob(
                 kind, kind, owner, params, dataset.id, idempotency_key=key, priority=priority
@@ -400,10 +416,6 @@ def sample_job(job_id: str) -> tuple[Response, int]:
     unknown = sorted(set(body) - SAMPLE_FIELDS)
     if unknown:
         raise ApiError(422, "unknown_field", f"unknown field {unknown[0]!r}", unknown[0])
-    try:
-        params = validate_sample_params(body.get("params"))
-    except SpecError as error:
-        raise ApiError(422, "invalid_spec", error.message, error.field) from None
     priority = _priority(body)
     with deps.db() as session:
         parent = _held_parent(session, job_id)
@@ -412,6 +424,13 @@ def sample_job(job_id: str) -> tuple[Response, int]:
         _lock_owner(session, parent.owner)
         if parent.kind == SAMPLE_KIND:
             raise ApiError(409, "conflict", "sample from a training job, not a sampling job")
+        try:
+            # By the model's kind and how it was trained (a conditional GAN takes digits).
+            params = validate_sample_params(
+                body.get("params"), parent.model_kind, dict(parent.params or {})
+            )
+        except SpecError as error:
+            raise ApiError(422, "invalid_spec", error.message, error.field) from None
         if parent.status != JobStatus.SUCCEEDED.value:
             raise ApiError(
                 409, "conflict", f"job {job_id} is {parent.status}; sample once it has succeeded"

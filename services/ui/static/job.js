@@ -242,6 +242,21 @@
     $("draw-error").hidden = true;
     button.disabled = true;
     var params = { count: Number(form.elements.count.value), seed: Number(form.elements.seed.value) };
+    // The kind's own parameters (a conditional GAN's digits): "7,3" as a list, else JSON, else
+    // as typed; left out when empty. The API names whatever is wrong.
+    Array.prototype.forEach.call(form.querySelectorAll("[data-param]"), function (input) {
+      var text = input.value.trim();
+      if (text === "") return;
+      if (input.hasAttribute("data-list") && /^\d+(\s*,\s*\d+)*$/.test(text)) {
+        params[input.getAttribute("data-param")] = text.split(",").map(Number);
+        return;
+      }
+      try {
+        params[input.getAttribute("data-param")] = JSON.parse(text);
+      } catch (error) {
+        params[input.getAttribute("data-param")] = text;
+      }
+    });
     g.api("POST", "/v1/jobs/" + data.id + "/samples", { params: params })
       .then(function (job) {
         var figure = document.createElement("figure");
@@ -250,7 +265,8 @@
         var caption = document.createElement("figcaption");
         var link = document.createElement("a");
         link.href = "/ui/jobs/" + job.id;
-        link.textContent = "count " + params.count + ", seed " + params.seed;
+        link.textContent = "count " + params.count + ", seed " + params.seed +
+          (params.digits !== undefined ? ", digits " + params.digits : "");
         var state = badge(job.status);
         caption.append(link, " ", state);
         figure.appendChild(caption);
