@@ -293,8 +293,11 @@ def test_the_generators_moving_average_round_trips_and_is_what_is_exported(
     assert fresh.export is not fresh.model.generator
     for variable, value in zip(fresh.model.generator.trainable_variables, raw, strict=True):
         np.testing.assert_array_equal(variable.numpy(), value)
-    moving = fresh.model.generator.get_layer("bn_0").moving_mean.numpy()
-    np.testing.assert_array_equal(fresh.export.get_layer("bn_0").moving_mean.numpy(), moving)
+    # BatchNorm's statistics are measured under the averaged weights; the generator keeps its own.
+    own = state(trained)["model/generator/bn_0/moving_mean"]
+    np.testing.assert_array_equal(fresh.model.generator.get_layer("bn_0").moving_mean.numpy(), own)
+    measured = fresh.export.get_layer("bn_0").moving_mean.numpy()
+    assert np.all(np.isfinite(measured)) and not np.allclose(measured, own)
     # Without ema the generator itself is exported, as before the option.
     plain = build("gan")
     assert plain.export is plain.model.generator

@@ -152,3 +152,24 @@ def test_digits_of_an_unconditional_model_are_a_user_error() -> None:
     model = KINDS["gan"].build(trained_with).export
     with pytest.raises(UserError, match="conditional"):
         KINDS["gan"].sample(model, None, {"count": 2, "seed": 0, "digits": [1]}, trained_with)
+
+
+def test_the_moving_average_warms_up() -> None:
+    """Decay min(ema, (1 + t) / (10 + t)) at step t; the first step copies the weights."""
+    import keras
+
+    from workers.engine.gan_parts import WarmupEmaAdam
+
+    optimizer = WarmupEmaAdam(1e-3, use_ema=True, ema_momentum=0.999)
+    variable = keras.Variable(np.zeros(3, np.float32))
+    optimizer.build([variable])
+    expected = 0.0
+    for step in range(4):
+        value = float(step + 1)
+        variable.assign(np.full(3, value, np.float32))
+        # A zero gradient leaves Adam's weights where they are: only the average moves.
+        optimizer.apply_gradients([(np.zeros(3, np.float32), variable)])
+        decay = 0.0 if step == 0 else min(0.999, (1 + step) / (10 + step))
+        expected = decay * expected + (1 - decay) * value
+        average = optimizer._model_variables_moving_average[0].numpy()
+        np.testing.assert_allclose(average, np.full(3, expected), rtol=1e-6)

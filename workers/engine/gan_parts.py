@@ -10,6 +10,7 @@ from typing import Any
 
 import keras
 import numpy as np
+from keras import ops
 
 from shared.kinds import DIGITS
 from workers.engine.distribution import jit_compile_setting
@@ -24,6 +25,57 @@ from workers.images import grid_png
 
 # The DCGAN paper's Adam momentum (Keras's default, the seed's, is 0.9).
 DCGAN_BETA_1 = 0.5
+# The moving average's decay at step t is min(ema, (1 + t) / (EMA_WARMUP + t)).
+EMA_WARMUP = 10.0
+# Latent vectors run through the averaged generator to measure its BatchNorm statistics.
+BN_SAMPLES = 1024
+
+
+class WarmupEmaAdam(keras.optimizers.Adam):
+    """Adam whose moving average of the weights warms up: decay min(ema, (1 + t) / (10 + t)) at
+    step t (as TensorFlow's ExponentialMovingAverage with num_updates), not ``ema`` from the
+    first step, so the average soon forgets the untrained generators of the first steps.
+
+    The average stays the optimizer's ``average`` slots (checkpointed with it)."""
+
+    def _update_model_variables_moving_average(self, trainable_variables: list[Any]) -> None:
+        if not self.use_ema:
+            return
+        step = ops.cast(self.iterations, "float32")
+        warm = ops.minimum(
+            ops.cast(self.ema_momentum, "float32"), (1.0 + step) / (EMA_WARMUP + step)
+        )
+        # The first step copies the weights (the slots start at zero), as Keras's own.
+        decay = ops.multiply(ops.cast(ops.not_equal(self.iterations, 0), "float32"), warm)
+        for variable, average in zip(
+            trainable_variables, self._model_variables_moving_average, strict=True
+        ):
+            if average is not None:
+                momentum = ops.cast(decay, variable.dtype)
+                average.assign(momentum * average + (1.0 - momentum) * variable)
+
+
+def recompute_batchnorm(generator: keras.Model, latent_dim: int, samples: int = BN_SAMPLES) -> None:
+    """Set ``generator``'s BatchNorm statistics to those of its own outputs on ``samples``
+    latent vectors (digits 0-9 in turn if conditional), as in training mode: weights averaged
+    from other weights need statistics of their own."""
+    norms = [
+        layer for layer in generator.layers if isinstance(layer, keras.layers.BatchNormalization)
+    ]
+    if not norms:
+        return
+    latent = np.random.default_rng(0).uniform(-1.0, 1.0, (samples, latent_dim)).astype(np.float32)
+    inputs: Any = [latent, even_labels(samples)] if is_conditional(generator) else latent
+    momenta = [layer.momentum for layer in norms]
+    try:
+        for layer in norms:
+            layer.momentum = 0.0  # the moving statistics become this one batch's
+        generator(inputs, training=True)
+    finally:
+        for layer, momentum in zip(norms, momenta, strict=True):
+            layer.momentum = momentum
+
+
 # Images drawn at a time for quality evaluation.
 GENERATE_BLOCK = 1000
 
@@ -49,9 +101,7 @@ def build_gan(
     adam: dict[str, Any] = {"beta_1": DCGAN_BETA_1} if dcgan else {}
     d_opt = keras.optimizers.Adam(params["learning_rate"], **adam)
     # The moving average lives in the generator's optimizer (checkpointed with its slots).
-    g_opt = keras.optimizers.Adam(
-        params["learning_rate"], use_ema=ema > 0, ema_momentum=ema, **adam
-    )
+    g_opt = WarmupEmaAdam(params["learning_rate"], use_ema=ema > 0, ema_momentum=ema, **adam)
     if keras.config.dtype_policy().name == "mixed_float16":
         # float16 gradients underflow without loss scaling (bfloat16 has float32's range).
         d_opt = keras.optimizers.LossScaleOptimizer(d_opt)
@@ -62,12 +112,13 @@ def build_gan(
     averaged = keras.models.clone_model(generator)
 
     def sync_export() -> None:
-        """The average into ``averaged`` (BatchNorm's statistics are the generator's own)."""
+        """The average into ``averaged``, with BatchNorm statistics measured under it."""
         raw = [variable.numpy() for variable in generator.trainable_variables]
         g_opt.finalize_variable_values(generator.trainable_variables)
         averaged.set_weights(generator.get_weights())
         for variable, value in zip(generator.trainable_variables, raw, strict=True):
             variable.assign(value)
+        recompute_batchnorm(averaged, latent_dim)
 
     return gan, [d_opt, g_opt], averaged, sync_export
 
