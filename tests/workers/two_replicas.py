@@ -48,7 +48,11 @@ def main() -> None:
     print(f"replicas={strategy.num_replicas_in_sync}", flush=True)
     assert strategy.num_replicas_in_sync == 2
     arrays = load_arrays(Path(sys.argv[1]), max_train_images=2000)
+    # By hand: `two_replicas.py FIXTURE gan` runs only that kind's runs.
+    only = set(sys.argv[2:])
     for kind, overrides in RUNS:
+        if only and kind not in only:
+            continue
         params = validate_training_spec(kind, overrides)
         reporter = MemoryReporter()
         outcome = train(kind, arrays, params, reporter)
