@@ -44,6 +44,9 @@ DEFAULTS = {
         "label_smoothing": 0.0,
         "quality_samples": 2000,
         "ema": 0.0,  # no moving average: the seed's generator as trained
+        "architecture": "seed",  # the seed's networks
+        "loss": "bce",
+        "conditional": False,
         **COMMON,
     },
 }

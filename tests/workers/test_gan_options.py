@@ -64,8 +64,12 @@ def test_each_option_trains_a_few_steps(arrays: Arrays, options: dict[str, Any])
     assert all(np.isfinite(values[-1]) for values in history.history.values()), history.history
     after_d = built.model.discriminator.trainable_weights
     after_g = built.model.generator.trainable_weights
-    # Every weight moves (an embedding only in the rows of labels seen: compare whole arrays).
-    assert all(not np.allclose(a, b.numpy()) for a, b in zip(before_d, after_d, strict=True))
+    # Every weight moves (an embedding only in the rows of labels seen: compare whole arrays),
+    # but the hinge discriminator's output bias: while every score is within (-1, 1) its
+    # gradients from the real and the fake half cancel exactly.
+    moved_d = [not np.allclose(a, b.numpy()) for a, b in zip(before_d, after_d, strict=True)]
+    still = [w.path for w, moved in zip(after_d, moved_d, strict=True) if not moved]
+    assert still == (["real/bias"] if params["loss"] == "hinge" else []) or all(moved_d), still
     assert all(not np.allclose(a, b.numpy()) for a, b in zip(before_g, after_g, strict=True))
     if params["architecture"] == "dcgan":
         assert built.optimizers[0].beta_1 == built.optimizers[1].beta_1 == 0.5
