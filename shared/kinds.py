@@ -131,7 +131,7 @@ class DenoiserParams(AutoencoderParams):
 class VaeParams(CommonParams):
     """Parameters of a variational autoencoder job (keras-io's convolutional VAE)."""
 
-    epochs: int = Field(30, ge=1, le=1000, description="passes over the training split")
+    epochs: int = Field(50, ge=1, le=1000, description="passes over the training split")
     batch_size: int = Field(128, ge=1, le=4096, description="images per batch, per replica")
     learning_rate: float = Field(0.001, ge=1e-6, le=1.0, description="Adam learning rate")
     latent_dim: int = Field(16, ge=1, le=512, description="size of the latent code")

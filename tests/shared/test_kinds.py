@@ -47,7 +47,7 @@ DEFAULTS = {
         **COMMON,
     },
     "vae": {
-        "epochs": 30,
+        "epochs": 50,
         "batch_size": 128,
         "learning_rate": 0.001,
         "latent_dim": 16,

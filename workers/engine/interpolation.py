@@ -31,7 +31,7 @@ def code_interpolation(
 def split_at_code(model: keras.Model, code_layer: str = "encoded") -> tuple[Codec, Codec]:
     """An autoencoder's encoder (its input up to ``code_layer``) and decoder (the layers after
     that one, applied in order: the autoencoders here are chains)."""
-    encoder = keras.Model(model.inputs, model.get_layer(code_layer).output)
+    encoder = keras.Model(model.input, model.get_layer(code_layer).output)
     names = [layer.name for layer in model.layers]
     after = model.layers[names.index(code_layer) + 1 :]
 
