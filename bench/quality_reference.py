@@ -3,7 +3,7 @@ quality metrics, side by side in one run.
 
     .venv/bin/python bench/quality_reference.py [--kinds classifier,autoencoder,denoiser,gan]
     .venv/bin/python bench/quality_reference.py --kinds autoencoder,autoencoder:architecture=conv
-    .venv/bin/python bench/quality_reference.py --kinds gan,vae,vae:latent_dim=8+epochs=50
+    .venv/bin/python bench/quality_reference.py --kinds gan,vae,vae:latent_dim=8+beta=0.5
 
 A run is a kind, optionally with ``:name=value`` options joined by ``+`` (values are JSON, or
 strings): ``denoiser:architecture=conv+epochs=20``.
