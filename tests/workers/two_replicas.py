@@ -33,6 +33,7 @@ RUNS = [
     ("denoiser", {"epochs": 3, "architecture": "conv"}),
     ("gan", {"steps": 4, "steps_per_epoch": 2, "batch_size": 32, "quality_samples": 100}),
     ("gan", {"steps": 4, "steps_per_epoch": 2, "batch_size": 32, "quality_samples": 0, "ema": 0.9}),
+    ("vae", {"epochs": 3, "batch_size": 64, "quality_samples": 100}),
 ]
 
 

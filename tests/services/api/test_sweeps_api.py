@@ -94,7 +94,7 @@ def test_a_sweep_queues_parallel_trials_lists_shows_and_cancels(client: FlaskCli
         ({"objective": {"metric": "train_mse"}}, "objective.metric"),  # the dataset has x_test
         ({"sampler": "annealing"}, "sampler"),
         ({"trials": 9}, "trials"),
-        ({"kind": "vae"}, "kind"),
+        ({"kind": "flow"}, "kind"),
         ({"dataset": "nope"}, "dataset"),
         ({"colour": "blue"}, "colour"),
     ],
