@@ -3,9 +3,13 @@ quality metrics, side by side in one run.
 
     .venv/bin/python bench/quality_reference.py [--kinds classifier,autoencoder,denoiser,gan]
     .venv/bin/python bench/quality_reference.py --kinds autoencoder,autoencoder:architecture=conv
+    .venv/bin/python bench/quality_reference.py --kinds gan,vae,vae:latent_dim=8+beta=0.5
 
 A run is a kind, optionally with ``:name=value`` options joined by ``+`` (values are JSON, or
 strings): ``denoiser:architecture=conv+epochs=20``.
+
+Each run reports its wall time, this process's CPU seconds and the share of the machine other
+processes took meanwhile (wall times from a busy machine are not speed figures).
 
 Compares with the reference figures of ../shared/README.md (same data: the 4,000 training digits
 of tests/fixtures/mnist_5k.npz; evaluated here on its 1,000 test digits, not on the 10,000 of
@@ -24,6 +28,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.api_load import CLOCK_TICKS, cpu_times  # noqa: E402
 from shared.job_specs import validate_training_spec  # noqa: E402
 from workers.engine.data import load_arrays  # noqa: E402
 from workers.engine.training import train  # noqa: E402
@@ -33,6 +38,8 @@ REFERENCE = {
     "autoencoder": "test MSE 0.0216 (PSNR 16.7 dB) on 10,000; 0.024 in the issue",
     "denoiser": "test MSE 0.0318 (PSNR 15.0 dB) from 8.8 dB noisy input",
     "gan": "after 2,000 steps samples of every digit, each 4-16 %",
+    # Not in the seed: issue 16's target against the seed-default GAN run beside it.
+    "vae": "issue 16: classifier score >= 7, FID below the seed-default GAN's",
 }
 
 
@@ -66,6 +73,14 @@ class Quiet:
         return False
 
 
+def other_work_percent(before: tuple[int, int], own_cpu_seconds: float) -> float:
+    """The share of the machine's CPU that other processes took since ``before``."""
+    after = cpu_times()
+    total = (after[0] - before[0]) / CLOCK_TICKS
+    busy = total - (after[1] - before[1]) / CLOCK_TICKS
+    return 100.0 * max(0.0, busy - own_cpu_seconds) / total if total else 0.0
+
+
 def parse_run(run: str) -> tuple[str, dict[str, Any]]:
     """``kind:name=value+name=value`` as the kind and its options."""
     kind, _, rest = run.partition(":")
@@ -91,19 +106,30 @@ def main() -> None:
         kind, options = parse_run(run)
         params = validate_training_spec(kind, options)
         reporter = Quiet()
-        started = time.perf_counter()
+        machine, cpu, started = cpu_times(), time.process_time(), time.perf_counter()
         outcome = train(kind, arrays, params, reporter)
         wall = time.perf_counter() - started
+        cpu = time.process_time() - cpu
         results = {
             k: round(v, 4) if isinstance(v, float) else v for k, v in outcome.results.items()
         }
-        rows.append({"kind": run, "results": results, "wall_s": round(wall, 1)})
+        rows.append(
+            {
+                "kind": run,
+                "results": results,
+                "wall_s": round(wall, 1),
+                # This process's CPU seconds (all its threads): less moved by others' load.
+                "cpu_s": round(cpu, 1),
+                "other_work_pct": round(other_work_percent(machine, cpu), 1),
+            }
+        )
         print(json.dumps(rows[-1]), flush=True)
     print("\n| run | engine | seed's reference |\n| --- | --- | --- |")
     for row in rows:
         shown = ", ".join(f"{k} {v}" for k, v in row["results"].items() if k != "split")
         reference = REFERENCE.get(row["kind"].split(":")[0], "")
-        print(f"| {row['kind']} | {shown} ({row['wall_s']} s) | {reference} |")
+        timing = f"{row['wall_s']} s, {row['cpu_s']} CPU-s, others {row['other_work_pct']} %"
+        print(f"| {row['kind']} | {shown} ({timing}) | {reference} |")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
 

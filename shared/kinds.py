@@ -135,6 +135,44 @@ class DenoiserParams(AutoencoderParams):
     clip: bool = Field(False, description="clip noisy images to [0, 1] (the seed does not)")
 
 
+class VaeParams(CommonParams):
+    """Parameters of a variational autoencoder job (keras-io's convolutional VAE)."""
+
+    epochs: int = Field(50, ge=1, le=1000, description="passes over the training split")
+    batch_size: int = Field(128, ge=1, le=4096, description="images per batch, per replica")
+    learning_rate: float = Field(0.001, ge=1e-6, le=1.0, description="Adam learning rate")
+    latent_dim: int = Field(16, ge=1, le=512, description="size of the latent code")
+    beta: float = Field(
+        1.0,
+        ge=0.0,
+        le=100.0,
+        description="weight of the KL term in the loss (1: the negative ELBO)",
+    )
+    shuffle: bool = Field(True, description="shuffle the training split each epoch")
+    sample_every: int = Field(
+        0, ge=0, le=1000, description="save a grid from the prior every K epochs (0: at the end)"
+    )
+    quality_samples: int = Field(
+        2000,
+        ge=0,
+        le=20_000,
+        description=f"images drawn from the prior and scored at the end (0: none, else at least "
+        f"{QUALITY_MIN_SAMPLES})",
+    )
+
+    @model_validator(mode="after")
+    def _bounded_output(self) -> VaeParams:
+        """At most MAX_GRIDS_PER_JOB intermediate grids; quality scored on enough samples or
+        none."""
+        check_sample_every(self.sample_every, self.epochs, "epochs")
+        if 0 < self.quality_samples < QUALITY_MIN_SAMPLES:
+            raise RuleError(
+                "quality_samples",
+                f"quality_samples must be 0 or at least {QUALITY_MIN_SAMPLES}",
+            )
+        return self
+
+
 class GanParams(CommonParams):
     """Parameters of a GAN job; steps must be a multiple of steps_per_epoch (capped at steps)."""
 
@@ -340,6 +378,13 @@ KIND_SPECS: dict[str, KindSpec] = {
             sample_params=GanSampleParams,
             sampling_needs_dataset=False,
             label_params=("conditional",),
+        ),
+        KindSpec(
+            "vae",
+            "a convolutional variational autoencoder (keras-io's VAE): samples from the prior, "
+            "interpolation between held-out digits",
+            VaeParams,
+            "samples/generated.png",
         ),
     )
 }

@@ -266,7 +266,12 @@ def _sample(
             try:
                 from workers.engine.data import load_drawn
                 from workers.engine.distribution import runtime_summary
-                from workers.engine.sampling import load_model, needs_dataset, sample_images
+                from workers.engine.sampling import (
+                    held_out_count,
+                    load_model,
+                    needs_dataset,
+                    sample_images,
+                )
 
                 sampling = f"sampling ({kind})"
                 for line in header_lines(
@@ -289,9 +294,10 @@ def _sample(
                     if needs_dataset(kind):
                         if dataset is None:
                             raise UserError("the parent job's dataset no longer exists")
-                        # Only the `count` held-out images drawn, never the whole dataset.
+                        # Only the held-out images drawn (the grid's, an interpolation's two
+                        # ends), never the whole dataset.
                         path = _dataset_file(store, dataset, folder)
-                        drawn = load_drawn(path, params["count"], params["seed"])
+                        drawn = load_drawn(path, held_out_count(kind, params), params["seed"])
                 for name, png in sample_images(kind, model, drawn, params, trained_with).items():
                     reporter.save_bytes(name, png, "image/png")
             except Exception as error:

@@ -431,6 +431,12 @@ def parameters(settings: Settings) -> dict[str, Schema]:
             string(pattern="^[0-9a-f]{6,32}$"),
             "only jobs whose id starts with this (what the CLI's short ids resolve with)",
         ),
+        "SweepIdPrefix": parameter(
+            "id_prefix",
+            "query",
+            string(pattern="^[0-9a-f]{6,32}$"),
+            "only sweeps whose id starts with this (what the CLI's short ids resolve with)",
+        ),
         "Limit": parameter("limit", "query", integer(1, maximum=500, default=50)),
         "Offset": parameter("offset", "query", integer(maximum=10**9, default=0)),
         "IdempotencyKey": parameter(

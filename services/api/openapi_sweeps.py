@@ -173,7 +173,12 @@ def sweep_operations(
         operation(
             "post /v1/sweeps", sweeps.submit_sweep, accepted, "400 403 409 413 415 422 429", body
         ),
-        operation("get /v1/sweeps", sweeps.list_sweeps, found("SweepList"), "422 Limit Offset"),
+        operation(
+            "get /v1/sweeps",
+            sweeps.list_sweeps,
+            found("SweepList"),
+            "422 Limit Offset SweepIdPrefix",
+        ),
         operation(f"get {sweep}", sweeps.get_sweep, found("Sweep"), "404 SweepId"),
         operation(f"post {sweep}/cancel", sweeps.cancel, found("Sweep", 202), "404 409 SweepId"),
     ]

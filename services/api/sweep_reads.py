@@ -47,10 +47,17 @@ def fetch_sweep(connection: Connection, sweep_id: str) -> tuple[AnyRow, list[Any
 
 
 def list_sweeps(
-    connection: Connection, owner: str | None, limit: int, offset: int
+    connection: Connection,
+    owner: str | None,
+    limit: int,
+    offset: int,
+    id_prefix: str | None = None,
 ) -> tuple[int, list[tuple[AnyRow, list[AnyRow]]]]:
-    """A page of sweeps, newest first, each with its trials; ``owner`` None: everyone's."""
+    """A page of sweeps, newest first, each with its trials; ``owner`` None: everyone's;
+    ``id_prefix`` (lowercase hex) keeps the ids that start with it."""
     where = [] if owner is None else [SWEEPS.c.owner == owner]
+    if id_prefix is not None:
+        where.append(SWEEPS.c.id.startswith(id_prefix, autoescape=True))
     total = connection.scalar(select(func.count()).select_from(SWEEPS).where(*where)) or 0
     ids = connection.scalars(
         select(SWEEPS.c.id)

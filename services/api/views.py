@@ -15,6 +15,7 @@ KEY_RESULTS = {
     "autoencoder": "mse",
     "denoiser": "psnr_db",
     "gan": "fid",
+    "vae": "fid",
 }
 
 

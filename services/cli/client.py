@@ -166,6 +166,27 @@ class ApiClient:
         job: dict[str, Any] = self._call("POST", f"/v1/jobs/{job_id}/cancel").json()
         return job
 
+    def submit_sweep(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Start a sweep (``POST /v1/sweeps``)."""
+        sweep: dict[str, Any] = self._call("POST", "/v1/sweeps", json=body).json()
+        return sweep
+
+    def sweeps(self, **filters: Any) -> dict[str, Any]:
+        """A page of sweeps, newest first."""
+        params = {k: v for k, v in filters.items() if v is not None}
+        page: dict[str, Any] = self._call("GET", "/v1/sweeps", params=params).json()
+        return page
+
+    def sweep(self, sweep_id: str) -> dict[str, Any]:
+        """A sweep with its trials' table."""
+        sweep: dict[str, Any] = self._call("GET", f"/v1/sweeps/{sweep_id}").json()
+        return sweep
+
+    def cancel_sweep(self, sweep_id: str) -> dict[str, Any]:
+        """Cancel a sweep: no more trials, and its queued and running ones cancelled."""
+        sweep: dict[str, Any] = self._call("POST", f"/v1/sweeps/{sweep_id}/cancel").json()
+        return sweep
+
     def download(self, job_id: str, name: str, target: Path) -> int:
         """Save an artifact to ``target``; returns its size in bytes."""
         response = self._call("GET", f"/v1/jobs/{job_id}/artifacts/{name}", stream=True)

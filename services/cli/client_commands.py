@@ -11,7 +11,6 @@ import click
 
 from services.cli.client import ApiClient
 from services.cli.common import current_settings
-from services.cli.job_ids import complete_job_ids, resolve_job_id
 from services.cli.job_views import (
     artifacts_table,
     dataset_text,
@@ -22,6 +21,7 @@ from services.cli.job_views import (
 )
 from services.cli.kind_commands import parse_params
 from services.cli.output import emit, output_option
+from services.cli.short_ids import complete_job_ids, resolve_job_id
 from shared.job_state import TERMINAL_STATUSES, JobStatus
 from shared.kinds import KIND_SPECS, SAMPLE_KIND, job_kinds, sample_param_models
 

@@ -16,7 +16,7 @@ from services.cli.client import ApiClient, ApiClientError
 from services.cli.client_commands import api_url_option
 from services.cli.common import current_settings
 from services.cli.event_stream import StreamUnavailable, follow_job
-from services.cli.job_ids import complete_job_ids, resolve_job_id
+from services.cli.short_ids import complete_job_ids, resolve_job_id
 
 # How often a follower asks for more while the job runs.
 FOLLOW_SECONDS = 1.0

@@ -8,7 +8,7 @@ import sys
 import click
 
 from services.cli.client_commands import _call, _client, _print, api_url_option
-from services.cli.job_ids import complete_job_ids, resolve_job_id
+from services.cli.short_ids import complete_job_ids, resolve_job_id
 
 yes_option = click.option(
     "--yes", "-y", is_flag=True, help="do not ask (needed when stdin is not a terminal)"

@@ -1,4 +1,4 @@
-"""``gentrain sweep submit|status|wait`` (issue 15): search a kind's parameters with Optuna,
+"""``gentrain sweep submit|status|wait|cancel`` (issue 15): search a kind's parameters with Optuna,
 each trial an ordinary job, through ``/v1/sweeps``."""
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from typing import Any
 
 import click
 
-from services.cli.client import ApiClient
 from services.cli.client_commands import _client, api_url_option, priority_option
 from services.cli.kind_commands import parse_params, parse_value
 from services.cli.output import emit, output_option, span, table
+from services.cli.short_ids import resolve_sweep_id
 from shared.kinds import KIND_SPECS, params_json_schema
 from shared.sweeps.spec import PRUNERS, SAMPLERS
 
@@ -74,11 +74,6 @@ def sweep_text(sweep: dict[str, Any]) -> str:
         headers = ["trial", "job", "status", *names, objective["metric"], "time"]
         lines += ["", table(headers, cells)]
     return "\n".join(lines)
-
-
-def _get(client: ApiClient, sweep_id: str) -> dict[str, Any]:
-    sweep: dict[str, Any] = client._call("GET", f"/v1/sweeps/{sweep_id}").json()
-    return sweep
 
 
 @click.group()
@@ -142,7 +137,7 @@ def sweep_submit(
     }
     optional = {"trials": trials, "seed": seed, "priority": priority}
     body.update({name: value for name, value in optional.items() if value is not None})
-    created = _client(api_url)._call("POST", "/v1/sweeps", json=body).json()
+    created = _client(api_url).submit_sweep(body)
     click.echo(created["id"])
 
 
@@ -154,9 +149,9 @@ def sweep_status(sweep_id: str | None, fmt: str, api_url: str | None) -> None:
     """A sweep and its trials' table; without SWEEP_ID, recent sweeps."""
     client = _client(api_url)
     if sweep_id:
-        emit(_get(client, sweep_id), fmt, sweep_text)
+        emit(client.sweep(resolve_sweep_id(client, sweep_id)), fmt, sweep_text)
         return
-    listed = client._call("GET", "/v1/sweeps").json()
+    listed = client.sweeps()
 
     def as_table(data: dict[str, Any]) -> str:
         rows = [
@@ -184,9 +179,10 @@ def sweep_wait(sweep_id: str, timeout: float, interval: float, api_url: str | No
     """Follow a sweep until it ends (a line when its trials move), then show it; exit 1 unless
     it succeeded."""
     client = _client(api_url)
+    sweep_id = resolve_sweep_id(client, sweep_id)
     started, shown = time.monotonic(), ""
     while True:
-        sweep = _get(client, sweep_id)
+        sweep = client.sweep(sweep_id)
         counts = " ".join(f"{k}={v}" for k, v in sweep["counts"].items() if v)
         line = f"{sweep['status']} {counts}".strip()
         if line != shown:
@@ -199,6 +195,18 @@ def sweep_wait(sweep_id: str, timeout: float, interval: float, api_url: str | No
         time.sleep(interval)
     click.echo(sweep_text(sweep))
     sys.exit(0 if sweep["status"] == "succeeded" else 1)
+
+
+@sweep.command("cancel")
+@click.argument("sweep_id")
+@api_url_option
+def sweep_cancel(sweep_id: str, api_url: str | None) -> None:
+    """Cancel a sweep: no more trials, and its queued and running ones cancelled."""
+    client = _client(api_url)
+    sweep_id = resolve_sweep_id(client, sweep_id)
+    cancelled = client.cancel_sweep(sweep_id)
+    counts = " ".join(f"{k}={v}" for k, v in cancelled["counts"].items() if v)
+    click.echo(f"{sweep_id} {cancelled['status']} {counts}".strip())
 
 
 COMMANDS: tuple[click.Command, ...] = (sweep,)

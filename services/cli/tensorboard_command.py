@@ -15,7 +15,7 @@ import click
 
 from services.cli.client import ApiClient
 from services.cli.client_commands import _call, _client, api_url_option
-from services.cli.job_ids import complete_job_ids, resolve_job_id
+from services.cli.short_ids import complete_job_ids, resolve_job_id
 from shared.storage import check_key, file_sha256
 
 PREFIX = "tensorboard/"

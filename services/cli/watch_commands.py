@@ -13,7 +13,7 @@ import click
 from services.cli.client import ApiClient
 from services.cli.client_commands import TERMINAL, _call, _client, _print, api_url_option
 from services.cli.event_stream import StreamEvent, StreamUnavailable, follow_job
-from services.cli.job_ids import complete_job_ids, resolve_job_id
+from services.cli.short_ids import complete_job_ids, resolve_job_id
 
 
 def _metric_text(values: dict[str, Any]) -> str:

@@ -1,6 +1,7 @@
 """The sweeps' pages (issue 15): the caller's sweeps, and one sweep: its trials' table sortable
 by objective, a scatter of the objective against each searched parameter (inline SVG, drawn on
-the server), and links to the trials' job pages."""
+the server), links to the trials' job pages, and a Cancel button (a form posted with the
+session's CSRF token, cancelling through the API's own checks)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from flask import render_template, request
+from flask import redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from services.api import deps, sweep_reads
 from services.api.auth import caller, can_see
+from services.api.errors import ApiError
+from services.api.routes.sweeps import cancel_visible_sweep
 from services.ui import display
 from services.ui.blueprint import bp
 from services.ui.pages_job import notice
@@ -136,3 +139,14 @@ def sweep(sweep_id: str) -> ResponseReturnValue:
         margin=MARGIN,
         display=display,
     )
+
+
+@bp.post("/sweeps/<sweep_id>/cancel")
+def cancel_sweep(sweep_id: str) -> ResponseReturnValue:
+    """Cancel a sweep, then show it again (a notice with the reason if refused)."""
+    try:
+        cancel_visible_sweep(sweep_id)
+    except ApiError as error:
+        title = "Sweep not found" if error.status == 404 else "The sweep cannot be cancelled"
+        return notice(title, error.message, error.status)
+    return redirect(url_for("ui.sweep", sweep_id=sweep_id), code=303)

@@ -41,8 +41,12 @@ _SPLIT_RESULTS = {
         "ssim": "maximize",
         "psnr_gain_db": "maximize",
     },
+    "vae": {"mse": "minimize", "reconstruction_loss": "minimize", "elbo": "maximize"},
 }
-_PLAIN_RESULTS = {"gan": {"fid": "minimize", "classifier_score": "maximize"}}
+_PLAIN_RESULTS = {
+    "gan": {"fid": "minimize", "classifier_score": "maximize"},
+    "vae": {"fid": "minimize", "classifier_score": "maximize"},
+}
 
 
 def objectives(kind: str) -> dict[str, str]:

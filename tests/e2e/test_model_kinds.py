@@ -25,6 +25,7 @@ RUNS: dict[str, dict[str, Any]] = {
         "quality_samples": 300,
         "max_train_images": 1024,
     },
+    "vae": {"epochs": 2, "quality_samples": 300, "max_train_images": 1024},
 }
 
 
@@ -34,7 +35,10 @@ def check_results(kind: str, results: dict[str, Any]) -> None:
     elif kind == "denoiser":
         assert results["test_psnr_db"] > results["test_noisy_psnr_db"]
         assert 0 < results["test_ssim"] < 1
-    else:
+    if kind == "vae":
+        assert 0 < results["test_mse"] < 0.2 and results["test_kl_loss"] > 0
+        assert results["test_elbo"] < 0
+    if kind in ("gan", "vae"):
         assert results["fid"] > 0 and 1 <= results["classifier_score"] <= 10
         assert sum(results["digit_shares"].values()) == pytest.approx(1.0, abs=1e-6)
 
@@ -80,7 +84,13 @@ def test_kind_trains_and_samples(full_service: Service, mnist_path: Path, kind: 
             560,
             56,
         )
+    elif kind == "vae":
+        assert grid == (4 * 56, 3 * 56)  # 12 digits from the prior in a 4×3 grid
     elif kind == "denoiser":
         assert grid == (12 * 56, 3 * 56)  # noisy, denoised and original rows
     else:
         assert grid == (10 * 56, 2 * (56 + 14))  # labelled digits, 10 to a row
+    if kind in ("vae", "denoiser"):
+        # Two held-out digits, and 10 decodings of codes on the line between theirs.
+        strip = requests.get(urls["samples/interpolation.png"], timeout=30).content
+        assert png_size(strip) == (12 * 56, 56)

@@ -51,8 +51,8 @@ def test_kinds_shows_one_kinds_parameters() -> None:
 
 
 def test_kinds_of_an_unknown_kind_is_a_usage_error() -> None:
-    result = run("kinds", "vae")
-    assert result.exit_code == 2 and "unknown kind 'vae'" in result.output
+    result = run("kinds", "flow")
+    assert result.exit_code == 2 and "unknown kind 'flow'" in result.output
 
 
 class ArchitectureDenoiserParams(DenoiserParams):
@@ -120,8 +120,8 @@ def test_submit_takes_a_defined_kind_and_typed_params(monkeypatch: pytest.Monkey
     assert result.exit_code == 0, result.output
     assert result.output.strip() == "job-1"
     assert FakeClient.sent == [("denoiser", "mnist", {"epochs": 3, "clip": True})]
-    unknown = run("submit", "vae", "--dataset", "mnist")
-    assert unknown.exit_code == 2 and "'vae' is not one of" in unknown.output
+    unknown = run("submit", "flow", "--dataset", "mnist")
+    assert unknown.exit_code == 2 and "'flow' is not one of" in unknown.output
     bad = run("submit", "gan", "--dataset", "mnist", "-p", "steps=many")
     assert bad.exit_code == 2 and "steps='many': expected integer" in bad.output
     assert len(FakeClient.sent) == 1

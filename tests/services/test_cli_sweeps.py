@@ -65,3 +65,32 @@ def test_sweep_submit_status_and_wait(api_url: str, settings: Settings, mnist_pa
     sweep = json.loads(gentrain(api_url, "sweep", "status", sweep_id, "-o", "json")[1])
     assert set(sweep["importances"]) == {"learning_rate", "encoding_dim"}
     assert abs(sum(sweep["importances"].values()) - 1) < 0.01
+
+
+def test_sweep_cancel_and_short_ids(api_url: str, settings: Settings, mnist_path: Path) -> None:
+    """A sweep is named by a prefix of its id in status, wait and cancel; cancel ends its queued
+    trials; a prefix that names no sweep, or too short a one, is a clear error."""
+    assert gentrain(api_url, "datasets", "upload", str(mnist_path), "--name", "mnist")[0] == 0
+    submit = ("sweep", "submit", "autoencoder", "--dataset", "mnist", "-p", "epochs=1")
+    space = ("-s", "learning_rate=0.001,0.01,0.1", "--sampler", "grid", "--parallel", "2")
+    code, out = gentrain(api_url, *submit, *space, "--objective", "test_mse")
+    assert code == 0, out
+    sweep_id = out.strip()
+    short = sweep_id[:8]
+    code, out = gentrain(api_url, "sweep", "status", short, "-o", "json")
+    assert code == 0 and json.loads(out)["id"] == sweep_id, out
+    code, out = gentrain(api_url, "sweep", "status", sweep_id[:4])
+    assert code == 1 and "too short" in out, out
+    absent = "0" * 8 if not sweep_id.startswith("0" * 8) else "f" * 8
+    code, out = gentrain(api_url, "sweep", "cancel", absent)
+    assert code == 1 and f"no sweep id starts with {absent!r}" in out, out
+    code, out = gentrain(api_url, "sweep", "cancel", short)
+    assert code == 0 and out.startswith(f"{sweep_id} cancelled"), out
+    sweep = json.loads(gentrain(api_url, "sweep", "status", short, "-o", "json")[1])
+    assert sweep["status"] == "cancelled"
+    assert {row["status"] for row in sweep["trial_jobs"]} == {"cancelled"}
+    assert len(sweep["trial_jobs"]) == 2  # no trial was asked for after the cancel
+    code, out = gentrain(api_url, "sweep", "wait", short, "--timeout", "10")
+    assert code == 1 and "cancelled" in out, out
+    code, out = gentrain(api_url, "sweep", "cancel", short)  # again: nothing more to do
+    assert code == 0 and out.startswith(f"{sweep_id} cancelled"), out

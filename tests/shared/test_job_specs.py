@@ -20,7 +20,7 @@ def test_given_values_override_defaults_and_ints_become_floats() -> None:
 @pytest.mark.parametrize(
     ("kind", "params", "field", "message"),
     [
-        ("vae", {}, "kind", "unknown kind 'vae'"),
+        ("flow", {}, "kind", "unknown kind 'flow'"),
         (None, {}, "kind", "unknown kind"),
         ("autoencoder", {"epoch": 2}, "params.epoch", "unknown parameter 'epoch'"),
         ("autoencoder", {"epochs": 0}, "params.epochs", "at least 1"),

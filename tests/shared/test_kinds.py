@@ -49,6 +49,17 @@ DEFAULTS = {
         "conditional": False,
         **COMMON,
     },
+    "vae": {
+        "epochs": 50,
+        "batch_size": 128,
+        "learning_rate": 0.001,
+        "latent_dim": 16,
+        "beta": 1.0,  # the KL term as the ELBO weighs it
+        "shuffle": True,
+        "sample_every": 0,
+        "quality_samples": 2000,
+        **COMMON,
+    },
 }
 
 
@@ -60,13 +71,14 @@ def test_defaults_are_the_seeds_and_stored_as_plain_json(kind: str) -> None:
 
 
 def test_what_each_kind_needs_and_makes() -> None:
-    assert list(KIND_SPECS) == ["classifier", "autoencoder", "denoiser", "gan"]
+    assert list(KIND_SPECS) == ["classifier", "autoencoder", "denoiser", "gan", "vae"]
     grids = {name: spec.final_grid for name, spec in KIND_SPECS.items()}
     assert grids == {
         "classifier": "samples/predictions.png",
         "autoencoder": "samples/reconstructions.png",
         "denoiser": "samples/denoised.png",
         "gan": "samples/generated.png",
+        "vae": "samples/generated.png",
     }
     assert [name for name, spec in KIND_SPECS.items() if spec.needs_labels] == ["classifier"]
     assert [name for name, spec in KIND_SPECS.items() if not spec.sampling_needs_dataset] == ["gan"]
@@ -104,6 +116,27 @@ def test_the_gans_blocks() -> None:
 def test_errors_name_the_parameter(params: dict, field: str, message: str) -> None:
     with pytest.raises(SpecError) as caught:
         validate_training_spec("denoiser", params)
+    assert caught.value.field == field
+    assert message in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("params", "field", "message"),
+    [
+        ({"latent_dim": 0}, "params.latent_dim", "params.latent_dim must be at least 1"),
+        ({"latent_dim": 513}, "params.latent_dim", "at most 512"),
+        ({"beta": -0.5}, "params.beta", "params.beta must be at least 0"),
+        ({"beta": True}, "params.beta", "params.beta must be a number"),
+        ({"epochs": 0}, "params.epochs", "at least 1"),
+        ({"learning_rate": 2.0}, "params.learning_rate", "at most 1"),
+        ({"quality_samples": 1}, "params.quality_samples", "0 or at least 2"),
+        ({"epochs": 500, "sample_every": 4}, "params.sample_every", "at least 5"),
+        ({"encoding_dim": 8}, "params.encoding_dim", "unknown parameter 'encoding_dim'"),
+    ],
+)
+def test_the_vaes_errors_name_the_parameter(params: dict, field: str, message: str) -> None:
+    with pytest.raises(SpecError) as caught:
+        validate_training_spec("vae", params)
     assert caught.value.field == field
     assert message in caught.value.message
 

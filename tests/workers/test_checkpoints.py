@@ -301,3 +301,40 @@ def test_the_generators_moving_average_round_trips_and_is_what_is_exported(
     # Without ema the generator itself is exported, as before the option.
     plain = build("gan")
     assert plain.export is plain.model.generator
+
+
+def test_vae_keys_name_its_encoder_decoder_and_optimizer() -> None:
+    """The sampling layer's random state is no weight: a resumed VAE draws anew from its seed."""
+    built = build("vae")
+    keys = set(checkpoint_variables(built.model, built.optimizers))
+    assert {
+        "model/encoder/conv_1/kernel",
+        "model/encoder/z_log_var/bias",
+        "model/decoder/project/kernel",
+        "model/decoder/pixels/kernel",
+        "optimizer0/iteration",
+        "optimizer0/encoder/z_mean/kernel/momentum",
+        "optimizer0/decoder/deconv_2/bias/velocity",
+    } <= keys
+    assert not any("seed" in key or "sampling" in key for key in keys)
+
+
+def test_the_vaes_loss_scale_optimizer_round_trips(tmp_path: Path) -> None:
+    """Under mixed_float16 (a GPU) the VAE's Adam is wrapped for loss scaling, once."""
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        trained, fresh = build("vae"), build("vae")
+    finally:
+        keras.config.set_dtype_policy("float32")
+    [optimizer] = trained.optimizers
+    assert isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+    assert trained.model.optimizer is optimizer
+    keys = checkpoint_variables(trained.model, trained.optimizers)
+    assert {"optimizer0/dynamic_scale", "optimizer0/inner/decoder/project/kernel/momentum"} <= set(
+        keys
+    )
+    scramble(trained, seed=5)
+    restore_checkpoint(saved(trained, tmp_path / "checkpoint.npz"), fresh.model, fresh.optimizers)
+    expected = state(trained)
+    for key, value in state(fresh).items():
+        np.testing.assert_array_equal(value, expected[key], err_msg=key)

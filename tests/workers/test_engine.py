@@ -148,6 +148,65 @@ def test_gan_trains_both_networks(arrays: Arrays) -> None:
     assert "samples/generated.png" in reporter.files
 
 
+def small_split(arrays: Arrays, train: int, test: int) -> Arrays:
+    """The first ``train`` training and ``test`` test digits (keeps the VAE's tests short)."""
+    assert arrays.x_test is not None
+    return Arrays(arrays.x_train[:train], None, arrays.x_test[:test], None)
+
+
+def test_vae_learns_on_real_digits(arrays: Arrays) -> None:
+    params = validate_training_spec(
+        "vae", {"epochs": 3, "batch_size": 64, "latent_dim": 8, "quality_samples": 100}
+    )
+    reporter = MemoryReporter()
+    outcome = train("vae", small_split(arrays, 1000, 200), params, reporter)
+    assert [step for step, _, _ in reporter.epochs] == [1, 2, 3]
+    first, last = reporter.epochs[0][1], reporter.epochs[-1][1]
+    terms = {"loss", "reconstruction_loss", "kl_loss"}
+    assert set(first) == terms | {f"val_{name}" for name in terms}
+    assert last["loss"] < 0.8 * first["loss"]
+    assert last["val_loss"] < first["val_loss"]
+    # beta 1: the loss is the negative ELBO, its two terms summed.
+    assert last["loss"] == pytest.approx(last["reconstruction_loss"] + last["kl_loss"], rel=1e-4)
+    assert last["kl_loss"] > 0
+
+    results = outcome.results
+    assert results["split"] == "test" and results["evaluated_images"] == 200
+    assert 0 < results["test_mse"] < 0.1
+    assert results["test_kl_loss"] > 0 and results["test_reconstruction_loss"] > 0
+    assert results["test_elbo"] == pytest.approx(
+        -(results["test_reconstruction_loss"] + results["test_kl_loss"])
+    )
+    # One code sampled per image, as in training: close to the last epoch's validation figure.
+    assert results["test_reconstruction_loss"] == pytest.approx(
+        last["val_reconstruction_loss"], rel=0.1
+    )
+    assert results["samples"] == 100 and results["fid"] > 0
+    assert 1 <= results["classifier_score"] <= 10
+    assert sum(results["digit_shares"].values()) == pytest.approx(1.0)
+    assert {"samples/generated.png", "model.keras", "checkpoints/latest.npz"} <= set(reporter.files)
+
+
+def test_a_stopped_vae_resumes_close_to_an_uninterrupted_one(arrays: Arrays) -> None:
+    """Killed after an epoch and resumed from its checkpoint: the same epochs recorded once, and
+    a validation loss close to a run never stopped (the data order restarts from the seed)."""
+    small = small_split(arrays, 512, 100)
+    params = validate_training_spec(
+        "vae", {"epochs": 3, "batch_size": 64, "latent_dim": 4, "quality_samples": 0}
+    )
+    whole = MemoryReporter()
+    train("vae", small, params, whole)
+    resumed = MemoryReporter(stop_after=1)
+    assert train("vae", small, params, resumed).stopped
+    resumed.stop_after = None
+    assert not train("vae", small, params, resumed).stopped
+    assert [step for step, _, _ in resumed.epochs] == [1, 2, 3]
+    assert resumed.epochs[0][1] == pytest.approx(whole.epochs[0][1], rel=1e-3)  # same start
+    assert resumed.epochs[-1][1]["val_loss"] == pytest.approx(
+        whole.epochs[-1][1]["val_loss"], rel=0.05
+    )
+
+
 def test_a_restarted_job_resumes_after_its_last_completed_epoch(arrays: Arrays) -> None:
     small = load_arrays(FIXTURE, max_train_images=512)
     params = validate_training_spec("autoencoder", {"epochs": 5})
@@ -174,7 +233,7 @@ def test_cancel_stops_at_the_epoch_boundary(arrays: Arrays) -> None:
 
 def test_unknown_kind_is_a_user_error(arrays: Arrays) -> None:
     with pytest.raises(UserError):
-        train("vae", arrays, {}, MemoryReporter())
+        train("flow", arrays, {}, MemoryReporter())
 
 
 def test_classifier_without_labels_is_a_user_error(arrays: Arrays) -> None:

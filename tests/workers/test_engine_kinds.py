@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from shared.job_specs import validate_sample_params, validate_training_spec
 from shared.kinds import KIND_SPECS
 
 pytest.importorskip("tensorflow")
 
-from workers.engine.data import Arrays, load_arrays  # noqa: E402
+import keras  # noqa: E402
+
+from workers.engine.data import Arrays, draw, load_arrays  # noqa: E402
+from workers.engine.interpolation import split_at_code  # noqa: E402
 from workers.engine.kinds import KINDS, noisy_images  # noqa: E402
 from workers.engine.reporter import UserError  # noqa: E402
 from workers.engine.sampling import needs_dataset, sample_images  # noqa: E402
@@ -35,7 +41,7 @@ def test_every_defined_kind_has_an_engine_and_its_grid() -> None:
 
 
 def test_needs_read_the_definition_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert [needs_dataset(name) for name in KIND_SPECS] == [True, True, True, False]
+    assert [needs_dataset(name) for name in KIND_SPECS] == [True, True, True, False, True]
     assert needs_dataset("unknown")
     spec = dataclasses.replace(KIND_SPECS["autoencoder"], sampling_needs_dataset=False)
     monkeypatch.setitem(KIND_SPECS, "autoencoder", spec)
@@ -75,7 +81,7 @@ def test_sampling_each_kind_writes_its_grids(arrays: Arrays, name: str) -> None:
     given = arrays if needs_dataset(name) else None
     files = sample_images(name, model, given, params, trained_with)
     expected = {"samples/grid.png"}
-    if not KIND_SPECS[name].sampling_needs_dataset:
+    if name != "classifier":  # every generative kind walks between two codes
         expected.add("samples/interpolation.png")
     assert set(files) == expected
     assert all(data.startswith(PNG) for data in files.values())
@@ -86,7 +92,7 @@ def test_sampling_each_kind_writes_its_grids(arrays: Arrays, name: str) -> None:
 
 def test_sampling_an_unknown_kind_is_a_user_error() -> None:
     with pytest.raises(UserError, match="not supported"):
-        sample_images("vae", None, None, {"count": 1, "seed": 0}, {})
+        sample_images("flow", None, None, {"count": 1, "seed": 0}, {})
 
 
 def test_the_conv_option_keeps_the_autoencoders_interface() -> None:
@@ -100,3 +106,76 @@ def test_the_conv_option_keeps_the_autoencoders_interface() -> None:
         assert out.shape == (3, 784) and out.min() >= 0.0 and out.max() <= 1.0
     dense = KINDS["autoencoder"].build(validate_training_spec("autoencoder", {})).model
     assert dense.name == "autoencoder"  # the seed's network stays the default
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    return Image.open(io.BytesIO(data)).size
+
+
+def png_pixels(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)), dtype=np.float32) / 255.0
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "count", "grid"),
+    [
+        ("vae", {"latent_dim": 4}, 5, (3 * 56, 2 * 56)),  # 5 from the prior, 3 to a row
+        ("autoencoder", {}, 1, (56, 2 * 56)),  # one digit above its reconstruction
+        ("autoencoder", {"architecture": "conv", "encoding_dim": 8}, 3, (3 * 56, 2 * 56)),
+        ("denoiser", {}, 2, (2 * 56, 3 * 56)),  # noisy, denoised, original
+    ],
+)
+def test_sampling_interpolates_between_two_held_out_digits(
+    arrays: Arrays, name: str, options: dict[str, Any], count: int, grid: tuple[int, int]
+) -> None:
+    """The grid keeps its count (even of one digit); the strip runs from one held-out digit the
+    seed chose, through 10 decoded codes, to another."""
+    trained_with = validate_training_spec(name, options)
+    model = KINDS[name].build(trained_with).export
+    params = validate_sample_params({"count": count, "seed": 7}, name)
+    files = sample_images(name, model, arrays, params, trained_with)
+    assert set(files) == {"samples/grid.png", "samples/interpolation.png"}
+    assert png_size(files["samples/grid.png"]) == grid
+    strip = files["samples/interpolation.png"]
+    assert png_size(strip) == (12 * 56, 56)
+    # The first two held-out digits the job drew: the grid's first two, for the autoencoders.
+    drawn = draw(arrays, KINDS[name].held_out_count(params), 7).images
+    ends = drawn[:2].reshape(2, 28, 28)
+    pixels = png_pixels(strip)[::2, ::2]  # each pixel drawn 2×2
+    np.testing.assert_allclose(pixels[:, :28], ends[0], atol=1 / 255)
+    np.testing.assert_allclose(pixels[:, -28:], ends[1], atol=1 / 255)
+    assert not np.allclose(ends[0], ends[1])
+    # Another seed, other ends.
+    other = sample_images(name, model, arrays, {**params, "seed": 8}, trained_with)
+    assert other["samples/interpolation.png"] != strip
+
+
+@pytest.mark.parametrize("architecture", ["dense", "conv"])
+def test_an_autoencoder_splits_at_its_code_into_the_same_network(architecture: str) -> None:
+    params = validate_training_spec("autoencoder", {"architecture": architecture})
+    model = KINDS["autoencoder"].build(params).model
+    encode, decode = split_at_code(model)
+    x = np.random.default_rng(0).random((4, 784), dtype=np.float32)
+    codes = encode(x)
+    assert codes.shape == (4, 32)
+    np.testing.assert_allclose(decode(codes), np.asarray(model(x)), atol=1e-6)
+
+
+def test_the_vaes_export_round_trips_with_its_encoder_and_decoder(
+    arrays: Arrays, tmp_path: Path
+) -> None:
+    """model.keras loads in safe mode with no custom objects; it reconstructs through the mean
+    code, and sampling finds the decoder (the prior's side) and the encoder in it."""
+    trained_with = validate_training_spec("vae", {"latent_dim": 6})
+    built = KINDS["vae"].build(trained_with)
+    path = tmp_path / "model.keras"
+    built.export.save(path)
+    loaded = keras.models.load_model(path, safe_mode=True, compile=False)
+    assert loaded.get_layer("decoder").inputs[0].shape[-1] == 6
+    z_mean, z_log_var = loaded.get_layer("encoder")(arrays.x_test[:3])
+    assert z_mean.shape == z_log_var.shape == (3, 6)
+    x = arrays.x_test[:5]
+    np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(built.model(x)), atol=1e-6)
+    params = validate_sample_params({"count": 4, "seed": 1}, "vae")
+    here = sample_images("vae", built.export, arrays, params, trained_with)
+    assert sample_images("vae", loaded, arrays, params, trained_with) == here

@@ -39,6 +39,7 @@ RUNS = [
              "loss": "hinge"}),
     ("gan", {"steps": 4, "steps_per_epoch": 2, "batch_size": 32, "quality_samples": 100,
              "conditional": True}),
+    ("vae", {"epochs": 3, "batch_size": 64, "quality_samples": 100}),
 ]  # fmt: skip
 
 

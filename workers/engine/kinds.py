@@ -26,12 +26,22 @@ from workers.engine.gan_parts import (
     is_conditional,
     latent_dim_of,
 )
+from workers.engine.interpolation import code_interpolation, split_at_code
 from workers.engine.models import (
     build_autoencoder,
     build_classifier,
     build_conv_autoencoder,
 )
 from workers.engine.reporter import UserError
+from workers.engine.vae import (
+    VAE,
+    build_vae_decoder,
+    build_vae_encoder,
+    build_vae_export,
+    elbo_scores,
+    mean_codes,
+    prior_samples,
+)
 from workers.images import grid_png, labelled_grid_png, square_grid_png
 
 GRID_COLUMNS = 10
@@ -125,6 +135,10 @@ class Kind:
     def evaluate(self, built: Built, arrays: Arrays, params: dict[str, Any]) -> dict[str, Any]:
         """Quality metrics on the held-out split."""
         raise NotImplementedError
+
+    def held_out_count(self, params: dict[str, Any]) -> int:
+        """How many held-out images a sampling job with ``params`` draws (its grid's count)."""
+        return int(params["count"])
 
     def sample(
         self,
@@ -279,10 +293,20 @@ class Autoencoder(Kind):
         params: dict[str, Any],
         trained_with: dict[str, Any],
     ) -> dict[str, bytes]:
-        """The preview's rows for held-out digits, with the training job's params."""
+        """The preview's rows for held-out digits, with the training job's params, and a walk
+        between the codes of the first two."""
         images, _ = chosen_images(drawn)
-        rows = self.preview_rows(model, images, {**trained_with, "seed": params["seed"]})
-        return {"samples/grid.png": grid_png(rows)}
+        shown = images[: params["count"]]
+        rows = self.preview_rows(model, shown, {**trained_with, "seed": params["seed"]})
+        files = {"samples/grid.png": grid_png(rows)}
+        if len(images) >= 2:
+            encode, decode = split_at_code(model)
+            files["samples/interpolation.png"] = code_interpolation(encode, decode, images[:2])
+        return files
+
+    def held_out_count(self, params: dict[str, Any]) -> int:
+        """The grid's images, and at least the interpolation's two ends."""
+        return max(int(params["count"]), 2)
 
 
 class Denoiser(Autoencoder):
@@ -403,6 +427,101 @@ class Gan(Kind):
         }
 
 
+class Vae(Kind):
+    """A convolutional variational autoencoder: trained on reconstruction + beta × KL,
+    validated on the test split; its samples come from the prior and are scored as the GAN's."""
+
+    name = "vae"
+
+    def build(self, params: dict[str, Any]) -> Built:
+        encoder = build_vae_encoder(params["latent_dim"])
+        decoder = build_vae_decoder(params["latent_dim"])
+        vae = VAE(encoder, decoder, params["beta"], name="vae")
+        optimizer = keras.optimizers.Adam(params["learning_rate"])
+        if keras.config.dtype_policy().name == "mixed_float16":
+            # float16 gradients underflow without loss scaling (bfloat16 has float32's range).
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        vae.compile(optimizer=optimizer, jit_compile=jit_compile_setting())
+        # Under MirroredStrategy an optimizer left to build lazily inside train_step fails.
+        optimizer.build(vae.trainable_weights)
+        return Built(vae, [optimizer], build_vae_export(encoder, decoder))
+
+    def plan(self, arrays: Arrays, params: dict[str, Any], global_batch: int) -> Plan:
+        check_quality_images(arrays, params)
+        x = arrays.x_train
+        train = _shuffled(
+            tf.data.Dataset.from_tensor_slices(x), len(x), params["shuffle"], params["seed"]
+        )
+        validation = None
+        if arrays.x_test is not None:
+            _, test, _ = held_out(arrays)
+            validation = _batched(tf.data.Dataset.from_tensor_slices(test), global_batch)
+        return Plan(_batched(train, global_batch), validation, params["epochs"])
+
+    def preview(self, built: Built, arrays: Arrays, params: dict[str, Any]) -> bytes:
+        return square_grid_png(prior_samples(built.model.decoder, 16, 1234))
+
+    def evaluate(self, built: Built, arrays: Arrays, params: dict[str, Any]) -> dict[str, Any]:
+        """Reconstruction MSE and the ELBO's terms on the held-out split; FID, classifier score
+        and digit shares of ``quality_samples`` images drawn from the prior."""
+        from workers.engine.quality import gan_quality
+
+        split, x, _ = held_out(arrays)
+        vae = built.model
+        results = {
+            "split": split,
+            "evaluated_images": len(x),
+            **elbo_scores(vae.encoder, vae.decoder, x, split, params["seed"]),
+        }
+        wanted = params["quality_samples"]
+        if wanted:
+            fake = np.concatenate(
+                [
+                    prior_samples(vae.decoder, min(1000, wanted - i), i)
+                    for i in range(0, wanted, 1000)
+                ]
+            )
+            results.update(gan_quality(fake, x))
+        return results
+
+    def held_out_count(self, params: dict[str, Any]) -> int:
+        """The interpolation's two ends (the grid comes from the prior)."""
+        return 2
+
+    def sample(
+        self,
+        model: keras.Model,
+        drawn: Drawn | None,
+        params: dict[str, Any],
+        trained_with: dict[str, Any],
+    ) -> dict[str, bytes]:
+        """``count`` digits drawn from the prior with ``seed``, and a walk between the codes of
+        two held-out digits that ``seed`` chose."""
+        images, _ = chosen_images(drawn)
+        encoder, decoder = model.get_layer("encoder"), model.get_layer("decoder")
+        grid = prior_samples(decoder, params["count"], params["seed"])
+        files = {"samples/grid.png": square_grid_png(grid)}
+        if len(images) >= 2:
+
+            def decode(codes: np.ndarray) -> np.ndarray:
+                return np.asarray(decoder(codes, training=False))
+
+            files["samples/interpolation.png"] = code_interpolation(
+                lambda ends: mean_codes(encoder, ends), decode, images[:2]
+            )
+        return files
+
+
+def check_quality_images(arrays: Arrays, params: dict[str, Any]) -> None:
+    """A UserError, before training, when quality is asked for and the held-out split is too
+    small to score it."""
+    if params["quality_samples"] and len(held_out(arrays)[1]) < QUALITY_MIN_SAMPLES:
+        raise UserError(
+            f"quality needs at least {QUALITY_MIN_SAMPLES} held-out images; the dataset has "
+            "fewer (set quality_samples to 0 to train without scoring)"
+        )
+
+
 def chosen_images(drawn: Drawn | None) -> tuple[np.ndarray, np.ndarray | None]:
     """The held-out images a sampling job drew (and their labels, if any)."""
     if drawn is None:
@@ -411,7 +530,7 @@ def chosen_images(drawn: Drawn | None) -> tuple[np.ndarray, np.ndarray | None]:
 
 
 KINDS: dict[str, Kind] = {
-    kind.name: kind for kind in (Classifier(), Autoencoder(), Denoiser(), Gan())
+    kind.name: kind for kind in (Classifier(), Autoencoder(), Denoiser(), Gan(), Vae())
 }
 # Every defined kind trains here, and nothing trains that is not defined.
 if set(KINDS) != set(KIND_SPECS):

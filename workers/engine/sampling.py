@@ -15,7 +15,13 @@ from workers.engine.gan_parts import interpolation_strip
 from workers.engine.kinds import KINDS
 from workers.engine.reporter import UserError
 
-__all__ = ["interpolation_strip", "load_model", "needs_dataset", "sample_images"]
+__all__ = [
+    "held_out_count",
+    "interpolation_strip",
+    "load_model",
+    "needs_dataset",
+    "sample_images",
+]
 
 CACHE_SIZE = 4
 _models: OrderedDict[str, keras.Model] = OrderedDict()
@@ -39,6 +45,12 @@ def needs_dataset(model_kind: str) -> bool:
     return spec is None or spec.sampling_needs_dataset
 
 
+def held_out_count(model_kind: str, params: dict[str, Any]) -> int:
+    """How many held-out images a sampling job of ``model_kind`` draws (unknown kind: ``count``)."""
+    kind = KINDS.get(model_kind)
+    return kind.held_out_count(params) if kind is not None else int(params["count"])
+
+
 def sample_images(
     model_kind: str,
     model: keras.Model,
@@ -57,5 +69,5 @@ def sample_images(
     if kind.spec.sampling_needs_dataset and images is None:
         raise UserError("sampling this model needs its dataset")
     if isinstance(images, Arrays):
-        images = draw(images, params["count"], params["seed"])
+        images = draw(images, kind.held_out_count(params), params["seed"])
     return kind.sample(model, images, params, trained_with)

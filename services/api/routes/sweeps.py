@@ -8,13 +8,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import select
 
 from services.api import deps, sweep_reads
 from services.api.auth import caller, can_see
 from services.api.errors import ApiError, not_found
-from services.api.routes.jobs import _check_quota, _enqueue, _lock_owner, _priority
+from services.api.routes.jobs import ID_PREFIX, _check_quota, _enqueue, _lock_owner, _priority
 from shared.datasets import is_dataset_name
 from shared.db.models import Dataset, Sweep
 from shared.job_specs import SpecError
@@ -88,9 +88,13 @@ def list_sweeps() -> Response:
     """Sweeps, newest first, with their status, counts of trials and best trial."""
     limit = deps.query_int("limit", 50, 1, 500)
     offset = deps.query_int("offset", 0, 0, 10**9)
+    id_prefix = request.args.get("id_prefix")
+    if id_prefix is not None and not ID_PREFIX.fullmatch(id_prefix):
+        message = "id_prefix must be 6 to 32 lowercase hex digits (the start of a sweep id)"
+        raise ApiError(422, "invalid_parameter", message, "id_prefix")
     owner = None if caller().is_admin else caller().owner
     with deps.db_read() as connection:
-        total, found = sweep_reads.list_sweeps(connection, owner, limit, offset)
+        total, found = sweep_reads.list_sweeps(connection, owner, limit, offset, id_prefix)
     items = [sweep_reads.sweep_view(sweep, trials, summary=True) for sweep, trials in found]
     return jsonify({"items": items, "total": total, "limit": limit, "offset": offset})
 
@@ -121,9 +125,10 @@ def get_sweep(sweep_id: str) -> Response:
     return jsonify(view)
 
 
-@bp.post("/<sweep_id>/cancel")
-def cancel(sweep_id: str) -> tuple[Response, int]:
-    """Cancel a sweep: no more trials, and every queued and running one cancelled."""
+def cancel_visible_sweep(sweep_id: str) -> dict[str, Any]:
+    """Cancel a sweep the caller may see (404 otherwise) unless it ended by itself (409): no
+    more trials, and every queued and running one cancelled; its view after. Cancelling a
+    cancelled sweep again changes nothing. Also the dashboard's Cancel button."""
     view = _visible(sweep_id)
     if view["finished_at"] is not None and view["cancelled_at"] is None:
         raise ApiError(409, "conflict", f"sweep {sweep_id} has already ended ({view['status']})")
@@ -131,4 +136,10 @@ def cancel(sweep_id: str) -> tuple[Response, int]:
         cancel_sweep(deps.settings().database_url, sweep_id)
     except LookupError:
         raise not_found("sweep", sweep_id) from None
-    return jsonify(_visible(sweep_id)), 202
+    return _visible(sweep_id)
+
+
+@bp.post("/<sweep_id>/cancel")
+def cancel(sweep_id: str) -> tuple[Response, int]:
+    """Cancel a sweep: no more trials, and every queued and running one cancelled."""
+    return jsonify(cancel_visible_sweep(sweep_id)), 202

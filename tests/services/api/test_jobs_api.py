@@ -64,7 +64,7 @@ def test_submit_queues_the_job_and_sends_only_its_id(
     [
         (None, "{not json", 400, None, "not valid JSON"),
         (None, "[1, 2]", 400, None, "JSON object"),
-        ({"kind": "vae", "dataset": "mnist"}, None, 422, "kind", "unknown kind"),
+        ({"kind": "flow", "dataset": "mnist"}, None, 422, "kind", "unknown kind"),
         (
             {"kind": "autoencoder", "dataset": "mnist", "params": {"epohcs": 3}},
             None,
@@ -99,6 +99,20 @@ def test_submit_queues_the_job_and_sends_only_its_id(
             422,
             "params.ema",
             "at most 0.9999",
+        ),
+        (
+            {"kind": "vae", "dataset": "mnist", "params": {"latent_dim": 0}},
+            None,
+            422,
+            "params.latent_dim",
+            "at least 1",
+        ),
+        (
+            {"kind": "vae", "dataset": "mnist", "params": {"beta": "high"}},
+            None,
+            422,
+            "params.beta",
+            "a number",
         ),
         ({"kind": "autoencoder", "dataset": "nope"}, None, 422, "dataset", "not found"),
         ({"kind": "autoencoder"}, None, 422, "dataset", "dataset"),

@@ -170,6 +170,8 @@ def test_queued_and_running_jobs_per_owner_are_capped(settings: Settings, mnist:
         ("autoencoder", {"epochs": 1000, "sample_every": 1}, "sample_every", "at least 10"),
         ("denoiser", {"epochs": 500, "sample_every": 4}, "sample_every", "at least 5"),
         ("classifier", {"epochs": 300, "sample_every": 2}, "sample_every", "at least 3"),
+        ("vae", {"epochs": 1000, "sample_every": 2}, "sample_every", "at least 10"),
+        ("vae", {"quality_samples": 1}, "quality_samples", "0 or at least 2"),
     ],
 )
 def test_per_job_output_is_bounded_by_the_run_length(
@@ -192,6 +194,8 @@ def test_the_bounds_leave_the_seed_defaults_and_the_largest_runs_valid(
         ("gan", {"quality_samples": 2}),
         ("autoencoder", {"epochs": 1000, "sample_every": 10}),
         ("classifier", {"sample_every": 1}),
+        ("vae", {}),
+        ("vae", {"quality_samples": 2, "epochs": 1000, "sample_every": 10}),
     ):
         body = {"kind": kind, "dataset": "mnist", "params": params}
         assert client.post("/v1/jobs", json=body).status_code == 202, (kind, params)

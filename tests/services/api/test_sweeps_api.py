@@ -66,6 +66,13 @@ def test_a_sweep_queues_parallel_trials_lists_shows_and_cancels(client: FlaskCli
     listed = client.get("/v1/sweeps").get_json()
     assert listed["total"] == 1 and listed["items"][0]["id"] == sweep["id"]
     assert "trial_jobs" not in listed["items"][0]
+    prefixed = client.get(f"/v1/sweeps?id_prefix={sweep['id'][:8]}").get_json()
+    assert [item["id"] for item in prefixed["items"]] == [sweep["id"]]
+    other = "0" * 8 if not sweep["id"].startswith("0" * 8) else "f" * 8
+    assert client.get(f"/v1/sweeps?id_prefix={other}").get_json()["total"] == 0
+    for bad in ("abc", "ABCDEF12", "xyz123"):
+        answer = client.get(f"/v1/sweeps?id_prefix={bad}")
+        assert answer.status_code == 422 and answer.get_json()["error"]["field"] == "id_prefix"
     cancelled = client.post(f"/v1/sweeps/{sweep['id']}/cancel")
     assert cancelled.status_code == 202
     shown = client.get(f"/v1/sweeps/{sweep['id']}").get_json()
@@ -87,7 +94,7 @@ def test_a_sweep_queues_parallel_trials_lists_shows_and_cancels(client: FlaskCli
         ({"objective": {"metric": "train_mse"}}, "objective.metric"),  # the dataset has x_test
         ({"sampler": "annealing"}, "sampler"),
         ({"trials": 9}, "trials"),
-        ({"kind": "vae"}, "kind"),
+        ({"kind": "flow"}, "kind"),
         ({"dataset": "nope"}, "dataset"),
         ({"colour": "blue"}, "colour"),
     ],
@@ -113,6 +120,8 @@ def test_another_owners_sweep_is_not_found(settings: Settings) -> None:
         answer = getattr(client, method)(f"/v1/sweeps/{sweep['id']}{path}", headers=as_bob)
         assert answer.status_code == 404
     assert client.get("/v1/sweeps", headers=as_bob).get_json()["total"] == 0
+    prefix = f"/v1/sweeps?id_prefix={sweep['id'][:8]}"
+    assert client.get(prefix, headers=as_bob).get_json()["total"] == 0
 
 
 def test_a_dataset_is_kept_while_a_sweep_on_it_has_not_ended(

@@ -163,7 +163,7 @@ def test_the_fields_the_api_names_are_on_the_form(settings: Settings) -> None:
     assert error["field"] == "params.epochs" and error["field"] in fields
     error = client.post("/v1/jobs", json={**bad, "params": {}, "dataset": "none"}).get_json()
     assert error["error"]["field"] == "dataset" and "dataset" in fields
-    error = client.post("/v1/jobs", json={**bad, "kind": "vae"}).get_json()
+    error = client.post("/v1/jobs", json={**bad, "kind": "flow"}).get_json()
     assert error["error"]["field"] == "kind" and "kind" in fields
 
 

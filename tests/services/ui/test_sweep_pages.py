@@ -16,8 +16,10 @@ from tests.services.ui.test_job_pages import page
 from tests.services.ui.test_new_job_page import upload
 
 
-def finished_sweep(client: FlaskClient, settings: Settings) -> str:
-    upload(client, "digits", tiny_npz())
+def finished_sweep(client: FlaskClient, settings: Settings, uploaded: bool = False) -> str:
+    """A sweep of GRID whose four trials succeeded (its dataset uploaded first unless it is)."""
+    if not uploaded:
+        upload(client, "digits", tiny_npz())
     sweep = client.post("/v1/sweeps", json=GRID).get_json()
     url = settings.database_url
     end_trials(url, sweep["id"], sweep["trial_jobs"], 0.05)
@@ -43,3 +45,25 @@ def test_sweep_pages(settings: Settings) -> None:
     for row in view["trial_jobs"]:
         assert f'<a href="/ui/jobs/{row["job_id"]}"><circle' in html
     page(client, "/ui/sweeps/0123456789abcdef", status=404)
+
+
+def test_a_sweep_is_cancelled_from_its_page(settings: Settings) -> None:
+    """The Cancel button of a sweep with trials to run cancels them and shows the sweep again
+    without it; an ended sweep has none and refuses with a notice; an unknown one is a 404."""
+    client = create_app(settings).test_client()
+    upload(client, "digits", tiny_npz())
+    sweep = client.post("/v1/sweeps", json=GRID).get_json()
+    html = page(client, f"/ui/sweeps/{sweep['id']}")
+    assert f'action="/ui/sweeps/{sweep["id"]}/cancel"' in html
+    assert 'id="cancel-sweep-button"' in html
+    done = client.post(f"/ui/sweeps/{sweep['id']}/cancel")
+    assert done.status_code == 303 and done.headers["Location"] == f"/ui/sweeps/{sweep['id']}"
+    view = client.get(f"/v1/sweeps/{sweep['id']}").get_json()
+    assert view["status"] == "cancelled"
+    assert {row["status"] for row in view["trial_jobs"]} == {"cancelled"}
+    assert 'id="cancel-sweep-button"' not in page(client, f"/ui/sweeps/{sweep['id']}")
+    finished = finished_sweep(client, settings, uploaded=True)
+    assert 'id="cancel-sweep-button"' not in page(client, f"/ui/sweeps/{finished}")
+    refused = client.post(f"/ui/sweeps/{finished}/cancel")
+    assert refused.status_code == 409 and "already ended" in refused.get_data(as_text=True)
+    assert client.post("/ui/sweeps/0123456789abcdef/cancel").status_code == 404

@@ -1,0 +1,197 @@
+"""The variational autoencoder (keras-io's convolutional VAE): encoder and decoder builders, the
+reparameterisation layer, the ELBO's terms, the ``keras.Model`` with its own train and test
+steps, and the exported model that sampling loads.
+
+The exported model is functional (784 → mean code → 784) and holds the encoder and the decoder as
+named sub-models, so it loads with ``safe_mode=True`` and no custom objects: sampling draws from
+the prior with ``get_layer("decoder")`` and encodes with ``get_layer("encoder")``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import layers, ops
+
+from workers.engine.models import IMAGE_SHAPE
+
+PIXELS = 784
+# keras.losses' clipping of probabilities, so the figures here match the training loss.
+_EPSILON = 1e-7
+# Images scored at a time at the end of training.
+_EVAL_BLOCK = 1000
+
+
+def build_vae_encoder(latent_dim: int = 16, hidden: int = 128, depth: int = 32) -> keras.Model:
+    """784 → two 3×3 stride-2 convolutions (28 → 14 → 7) → dense → the code's mean and log
+    variance (float32 under a mixed policy: the KL term needs the range)."""
+    inputs = keras.Input(shape=(PIXELS,), name="image")
+    x = layers.Reshape(IMAGE_SHAPE, name="to_image")(inputs)
+    for i, filters in enumerate((depth, depth * 2), start=1):
+        x = layers.Conv2D(
+            filters, 3, strides=2, padding="same", activation="relu", name=f"conv_{i}"
+        )(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(hidden, activation="relu", name="hidden")(x)
+    z_mean = layers.Dense(latent_dim, name="z_mean", dtype="float32")(x)
+    z_log_var = layers.Dense(latent_dim, name="z_log_var", dtype="float32")(x)
+    return keras.Model(inputs, [z_mean, z_log_var], name="encoder")
+
+
+def build_vae_decoder(latent_dim: int = 16, depth: int = 32) -> keras.Model:
+    """A code → Dense 7·7·64 → two stride-2 transposed convolutions → a sigmoid 28×28 image,
+    as 784 pixels."""
+    inputs = keras.Input(shape=(latent_dim,), name="latent")
+    x = layers.Dense(7 * 7 * depth * 2, activation="relu", name="project")(inputs)
+    x = layers.Reshape((7, 7, depth * 2), name="reshape")(x)
+    for i, filters in enumerate((depth * 2, depth), start=1):
+        x = layers.Conv2DTranspose(
+            filters, 3, strides=2, padding="same", activation="relu", name=f"deconv_{i}"
+        )(x)
+    x = layers.Conv2DTranspose(
+        1, 3, padding="same", activation="sigmoid", name="pixels", dtype="float32"
+    )(x)
+    outputs = layers.Reshape((PIXELS,), name="decoded", dtype="float32")(x)
+    return keras.Model(inputs, outputs, name="decoder")
+
+
+def build_vae_export(encoder: keras.Model, decoder: keras.Model) -> keras.Model:
+    """The model saved as model.keras: images → mean code → reconstructions, holding
+    ``encoder`` and ``decoder`` (the trained ones, not copies) as named sub-models."""
+    inputs = keras.Input(shape=(PIXELS,), name="digits")
+    z_mean, _ = encoder(inputs)
+    return keras.Model(inputs, decoder(z_mean), name="vae")
+
+
+def kl_divergence(z_mean: Any, z_log_var: Any) -> Any:
+    """KL(N(mean, exp(log_var)) ‖ N(0, I)) of each image's code, summed over its dimensions."""
+    return -0.5 * ops.sum(1.0 + z_log_var - ops.square(z_mean) - ops.exp(z_log_var), axis=-1)
+
+
+def reconstruction_loss(images: Any, reconstructions: Any) -> Any:
+    """Each image's binary cross-entropy, summed over its pixels."""
+    return ops.sum(ops.binary_crossentropy(images, reconstructions), axis=-1)
+
+
+class Sampling(layers.Layer):
+    """z = mean + exp(log_var / 2) · ε with ε ~ N(0, I): the reparameterisation trick."""
+
+    def __init__(self, seed: int = 0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, z_mean: Any, z_log_var: Any) -> Any:
+        """One code drawn from each image's posterior."""
+        epsilon = keras.random.normal(ops.shape(z_mean), seed=self.seed_generator)
+        return z_mean + ops.exp(0.5 * z_log_var) * epsilon
+
+
+class VAE(keras.Model):
+    """Trained on reconstruction (per-image BCE summed over pixels) + ``beta`` × KL, both
+    averaged over the batch; reports both terms and their weighted sum each epoch."""
+
+    def __init__(
+        self, encoder: keras.Model, decoder: keras.Model, beta: float = 1.0, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.encoder = encoder
+        self.decoder = decoder
+        self.beta = beta
+        self.sampling = Sampling(name="sampling", dtype="float32")
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction_loss")
+        self.kl_tracker = keras.metrics.Mean(name="kl_loss")
+        # Both parts are built by their functional constructors.
+        self.built = True
+
+    @property
+    def metrics(self) -> list[keras.metrics.Metric]:
+        """Loss trackers, reset by ``fit`` each epoch (``val_`` ones on the validation data)."""
+        return [self.loss_tracker, self.reconstruction_tracker, self.kl_tracker]
+
+    def call(self, images: tf.Tensor, training: bool = False) -> tf.Tensor:
+        """Reconstructions of ``images`` from their mean codes."""
+        z_mean, _ = self.encoder(images, training=training)
+        return self.decoder(z_mean, training=training)
+
+    def elbo_terms(self, images: tf.Tensor, training: bool) -> tuple[tf.Tensor, tf.Tensor]:
+        """Each image's reconstruction loss through a sampled code, and its KL term."""
+        z_mean, z_log_var = self.encoder(images, training=training)
+        z = self.sampling(z_mean, z_log_var)
+        reconstructions = self.decoder(z, training=training)
+        images = ops.cast(images, reconstructions.dtype)
+        return reconstruction_loss(images, reconstructions), kl_divergence(z_mean, z_log_var)
+
+    def _track(self, reconstruction: tf.Tensor, kl: tf.Tensor) -> dict[str, tf.Tensor]:
+        # Weighted by images, so uneven batches (the last one, a replica's share) count right.
+        count = ops.cast(ops.shape(kl)[0], "float32")
+        self.loss_tracker.update_state(_mean(reconstruction + self.beta * kl), count)
+        self.reconstruction_tracker.update_state(_mean(reconstruction), count)
+        self.kl_tracker.update_state(_mean(kl), count)
+        return {m.name: m.result() for m in self.metrics}
+
+    def train_step(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
+        """One gradient step on the batch's mean loss."""
+        with tf.GradientTape() as tape:
+            reconstruction, kl = self.elbo_terms(images, training=True)
+            loss = _mean(reconstruction + self.beta * kl)
+            # Gradients are summed over replicas: each replica's mean is divided by their count.
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            scaled = self.optimizer.scale_loss(loss / replicas)
+        grads = tape.gradient(scaled, self.trainable_weights)
+        self.optimizer.apply_gradients(zip(grads, self.trainable_weights, strict=True))
+        return self._track(reconstruction, kl)
+
+    def test_step(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
+        """The same terms on held-out images, without training."""
+        return self._track(*self.elbo_terms(images, training=False))
+
+
+def _mean(per_image: Any) -> Any:
+    """Mean over the batch; 0 for an empty one (a replica's share of a last, tiny batch)."""
+    count = ops.cast(ops.shape(per_image)[0], per_image.dtype)
+    return ops.sum(per_image) / ops.maximum(count, 1.0)
+
+
+def prior_samples(decoder: keras.Model, count: int, seed: int) -> np.ndarray:
+    """``count`` images decoded from codes drawn from the prior N(0, I) with ``seed``, as rows
+    of 784 pixels."""
+    latent_dim = int(decoder.inputs[0].shape[-1])
+    codes = np.random.default_rng(seed).normal(size=(count, latent_dim)).astype(np.float32)
+    return np.asarray(decoder(codes, training=False)).reshape(count, PIXELS)
+
+
+def mean_codes(encoder: keras.Model, images: np.ndarray) -> np.ndarray:
+    """The posterior means of ``images``' codes."""
+    z_mean, _ = encoder(np.asarray(images, np.float32).reshape(-1, PIXELS), training=False)
+    return np.asarray(z_mean)
+
+
+def elbo_scores(
+    encoder: keras.Model, decoder: keras.Model, x: np.ndarray, split: str, seed: int
+) -> dict[str, float]:
+    """On ``x``: the MSE of reconstructions decoded from the mean codes, and the ELBO's terms
+    per image (reconstruction through one code sampled with ``seed``, KL, and the ELBO), a block
+    of images at a time."""
+    rng = np.random.default_rng(seed)
+    squared = reconstruction = kl = 0.0
+    for start in range(0, len(x), _EVAL_BLOCK):
+        block = x[start : start + _EVAL_BLOCK]
+        z_mean, z_log_var = (np.asarray(t, np.float64) for t in encoder(block, training=False))
+        from_mean = np.asarray(decoder(z_mean.astype(np.float32), training=False), np.float64)
+        squared += float(np.sum(np.square(from_mean - block)))
+        z = z_mean + np.exp(0.5 * z_log_var) * rng.normal(size=z_mean.shape)
+        p = np.asarray(decoder(z.astype(np.float32), training=False), np.float64)
+        p = np.clip(p, _EPSILON, 1.0 - _EPSILON)
+        reconstruction -= float(np.sum(block * np.log(p) + (1.0 - block) * np.log(1.0 - p)))
+        kl -= 0.5 * float(np.sum(1.0 + z_log_var - np.square(z_mean) - np.exp(z_log_var)))
+    count = max(len(x), 1)
+    return {
+        f"{split}_mse": squared / max(x.size, 1),
+        f"{split}_reconstruction_loss": reconstruction / count,
+        f"{split}_kl_loss": kl / count,
+        f"{split}_elbo": -(reconstruction + kl) / count,
+    }
