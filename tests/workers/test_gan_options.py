@@ -73,6 +73,9 @@ def test_each_option_trains_a_few_steps(arrays: Arrays, options: dict[str, Any])
     assert all(not np.allclose(a, b.numpy()) for a, b in zip(before_g, after_g, strict=True))
     if params["architecture"] == "dcgan":
         assert built.optimizers[0].beta_1 == built.optimizers[1].beta_1 == 0.5
+        # The discriminator sees the generator's training-mode images, as the generator trains
+        # on (its inference mode's lagging BatchNorm statistics collapsed a conditional GAN).
+        assert built.model.fakes_in_training_mode
         layers = {layer.name for layer in built.model.discriminator.layers}
         assert {"bn_2", "act_2"} <= layers
     if params["loss"] == "hinge":
@@ -93,6 +96,7 @@ def test_the_seed_defaults_build_the_seeds_networks() -> None:
     assert built.model.generator.count_params() == 180_673
     assert built.export is built.model.generator and not is_conditional(built.export)
     assert built.optimizers[0].beta_1 == 0.9 and built.model.split_halves is False
+    assert built.model.fakes_in_training_mode is False  # the seed's predict: inference mode
 
 
 def test_results_name_the_generator_and_a_conditional_ones_accuracy(arrays: Arrays) -> None:

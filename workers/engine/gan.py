@@ -25,7 +25,11 @@ class GAN(keras.Model):
     ``loss`` is ``bce`` (the seed's: a sigmoid discriminator) or ``hinge`` (a raw score);
     ``conditional`` networks take ``(input, label)`` and the batches are ``(images, labels)``;
     ``split_halves`` judges the real and the fake half in two calls, so that a discriminator's
-    BatchNorm never mixes them (the seed's discriminator has none and judges them together).
+    BatchNorm never mixes them (the seed's discriminator has none and judges them together);
+    ``fakes_in_training_mode`` draws the discriminator's fakes from the generator in training
+    mode, as its own step draws them (the seed draws them in inference mode, as its ``predict``
+    did: a generator with BatchNorm then shows the discriminator other images than it trains on,
+    from moving statistics that lag behind).
     """
 
     def __init__(
@@ -36,6 +40,7 @@ class GAN(keras.Model):
         loss: str = "bce",
         conditional: bool = False,
         split_halves: bool = False,
+        fakes_in_training_mode: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -45,6 +50,7 @@ class GAN(keras.Model):
         self.loss_name = loss
         self.conditional = conditional
         self.split_halves = split_halves
+        self.fakes_in_training_mode = fakes_in_training_mode
         self.bce = keras.losses.BinaryCrossentropy()
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
@@ -117,11 +123,11 @@ class GAN(keras.Model):
 
     def train_step(self, data: Any) -> dict[str, tf.Tensor]:
         """One seed step: D on real + fake (generated in inference mode, as the seed's
-        ``predict``), then G through D with 'real' labels. A conditional batch is
-        ``(images, labels)``; its fakes are drawn for the same labels."""
+        ``predict``, unless ``fakes_in_training_mode``), then G through D with 'real' labels.
+        A conditional batch is ``(images, labels)``; its fakes are drawn for the same labels."""
         real, labels = data if self.conditional else (data, None)
         batch = tf.shape(real)[0]
-        fake = self._generate(batch, labels, training=False)
+        fake = self._generate(batch, labels, training=self.fakes_in_training_mode)
         fake = tf.cast(fake, real.dtype)
         real_label = 1.0 - self.label_smoothing
         targets = tf.concat([tf.fill((batch, 1), real_label), tf.zeros((batch, 1))], axis=0)

@@ -96,7 +96,15 @@ def build_gan(
     else:
         generator = build_generator(latent_dim, conditional=conditional)
         discriminator = build_discriminator(conditional=conditional, logits=loss == "hinge")
-    gan = GAN(discriminator, generator, latent_dim, loss, conditional, split_halves=dcgan)
+    gan = GAN(
+        discriminator,
+        generator,
+        latent_dim,
+        loss,
+        conditional,
+        split_halves=dcgan,
+        fakes_in_training_mode=dcgan,
+    )
     ema = params.get("ema", 0.0)
     adam: dict[str, Any] = {"beta_1": DCGAN_BETA_1} if dcgan else {}
     d_opt = keras.optimizers.Adam(params["learning_rate"], **adam)
