@@ -30,24 +30,35 @@ def build_autoencoder(encoding_dim: int = 32) -> keras.Model:
     return keras.Model(inputs, decoded, name="autoencoder")
 
 
-def build_conv_autoencoder(encoding_dim: int = 32, depth: int = 32) -> keras.Model:
-    """A convolutional autoencoder with the seed's interface (784 in, 784 out, a code of
-    ``encoding_dim``): two 3×3 stride-2 convolutions (28 → 14 → 7), a linear code, and two
-    stride-2 transposed convolutions back up to a sigmoid image."""
-    inputs = keras.Input(shape=(784,), name="image")
+def conv_encoder_trunk(inputs: keras.KerasTensor, depth: int = 32) -> keras.KerasTensor:
+    """784 pixels → two 3×3 stride-2 relu convolutions (28 → 14 → 7) → flat features: the front
+    of the convolutional autoencoder's encoder and of the VAE's."""
     x = layers.Reshape(IMAGE_SHAPE, name="to_image")(inputs)
     for i, filters in enumerate((depth, depth * 2), start=1):
         x = layers.Conv2D(
             filters, 3, strides=2, padding="same", activation="relu", name=f"conv_{i}"
         )(x)
-    x = layers.Flatten(name="flatten")(x)
-    encoded = layers.Dense(encoding_dim, name="encoded")(x)
-    x = layers.Dense(7 * 7 * depth * 2, activation="relu", name="project")(encoded)
+    return layers.Flatten(name="flatten")(x)
+
+
+def conv_decoder_trunk(code: keras.KerasTensor, depth: int = 32) -> keras.KerasTensor:
+    """A code → Dense 7·7·2d relu → two 3×3 stride-2 relu transposed convolutions (7 → 14 → 28):
+    the feature map the convolutional autoencoder's decoder and the VAE's draw pixels from."""
+    x = layers.Dense(7 * 7 * depth * 2, activation="relu", name="project")(code)
     x = layers.Reshape((7, 7, depth * 2), name="reshape")(x)
     for i, filters in enumerate((depth * 2, depth), start=1):
         x = layers.Conv2DTranspose(
             filters, 3, strides=2, padding="same", activation="relu", name=f"deconv_{i}"
         )(x)
+    return x
+
+
+def build_conv_autoencoder(encoding_dim: int = 32, depth: int = 32) -> keras.Model:
+    """A convolutional autoencoder with the seed's interface (784 in, 784 out, a code of
+    ``encoding_dim``): the convolutional trunks around a linear code, and a sigmoid image."""
+    inputs = keras.Input(shape=(784,), name="image")
+    encoded = layers.Dense(encoding_dim, name="encoded")(conv_encoder_trunk(inputs, depth))
+    x = conv_decoder_trunk(encoded, depth)
     x = layers.Conv2D(1, 3, padding="same", activation="sigmoid", name="pixels", dtype="float32")(x)
     decoded = layers.Reshape((784,), name="decoded", dtype="float32")(x)
     return keras.Model(inputs, decoded, name="conv_autoencoder")

@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
-from workers.engine.models import IMAGE_SHAPE
+from workers.engine.models import conv_decoder_trunk, conv_encoder_trunk
 
 PIXELS = 784
 # keras.losses' clipping of probabilities, so the figures here match the training loss.
@@ -29,13 +29,7 @@ def build_vae_encoder(latent_dim: int = 16, hidden: int = 128, depth: int = 32) 
     """784 → two 3×3 stride-2 convolutions (28 → 14 → 7) → dense → the code's mean and log
     variance (float32 under a mixed policy: the KL term needs the range)."""
     inputs = keras.Input(shape=(PIXELS,), name="image")
-    x = layers.Reshape(IMAGE_SHAPE, name="to_image")(inputs)
-    for i, filters in enumerate((depth, depth * 2), start=1):
-        x = layers.Conv2D(
-            filters, 3, strides=2, padding="same", activation="relu", name=f"conv_{i}"
-        )(x)
-    x = layers.Flatten(name="flatten")(x)
-    x = layers.Dense(hidden, activation="relu", name="hidden")(x)
+    x = layers.Dense(hidden, activation="relu", name="hidden")(conv_encoder_trunk(inputs, depth))
     z_mean = layers.Dense(latent_dim, name="z_mean", dtype="float32")(x)
     z_log_var = layers.Dense(latent_dim, name="z_log_var", dtype="float32")(x)
     return keras.Model(inputs, [z_mean, z_log_var], name="encoder")
@@ -45,12 +39,7 @@ def build_vae_decoder(latent_dim: int = 16, depth: int = 32) -> keras.Model:
     """A code → Dense 7·7·64 → two stride-2 transposed convolutions → a sigmoid 28×28 image,
     as 784 pixels."""
     inputs = keras.Input(shape=(latent_dim,), name="latent")
-    x = layers.Dense(7 * 7 * depth * 2, activation="relu", name="project")(inputs)
-    x = layers.Reshape((7, 7, depth * 2), name="reshape")(x)
-    for i, filters in enumerate((depth * 2, depth), start=1):
-        x = layers.Conv2DTranspose(
-            filters, 3, strides=2, padding="same", activation="relu", name=f"deconv_{i}"
-        )(x)
+    x = conv_decoder_trunk(inputs, depth)
     x = layers.Conv2DTranspose(
         1, 3, padding="same", activation="sigmoid", name="pixels", dtype="float32"
     )(x)
