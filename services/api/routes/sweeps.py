@@ -18,6 +18,7 @@ from services.api.routes.jobs import ID_PREFIX, _check_quota, _enqueue, _lock_ow
 from shared.datasets import is_dataset_name
 from shared.db.models import Dataset, Sweep
 from shared.job_specs import SpecError
+from shared.kinds import KIND_SPECS
 from shared.queue import TRAIN_TASK
 from shared.sweeps.driver import cancel_sweep, create_sweep, drive_sweep
 from shared.sweeps.spec import SweepSpec, validate_sweep_spec
@@ -50,6 +51,28 @@ def _check_split(spec: SweepSpec, dataset: Dataset) -> None:
         )
 
 
+def _check_labels(spec: SweepSpec, dataset: Dataset) -> None:
+    """A 422 naming the field when a trial would ask for labels (a conditional GAN, fixed in
+    params or among the space's values) and the dataset has no y_train: found now, not when
+    the trial runs."""
+    if "y_train" in (dataset.arrays or {}):
+        return
+    for name in KIND_SPECS[spec.kind].label_params:
+        if spec.params.get(name):
+            field = f"params.{name}"
+        elif any(spec.space.get(name, {}).get("values", [])):
+            field = f"space.{name}"
+        else:
+            continue
+        raise ApiError(
+            422,
+            "invalid_spec",
+            f"{name} needs labels and dataset {dataset.name!r} has no y_train; upload a "
+            f"dataset with labels or leave {name} out of the sweep",
+            field,
+        )
+
+
 @bp.post("")
 def submit_sweep() -> tuple[Response, int]:
     """Accept a sweep: validate it against the kind, store it, queue its first trials."""
@@ -74,6 +97,7 @@ def submit_sweep() -> tuple[Response, int]:
             message = f"dataset {dataset_name!r} not found"
             raise ApiError(422, "unknown_dataset", message, "dataset")
         _check_split(spec, dataset)
+        _check_labels(spec, dataset)
         sweep_id = create_sweep(session, spec, owner, dataset.id, priority)
     # Committed first: Optuna's own connection writes the study (SQLite has one write lock).
     for job_id in drive_sweep(settings.database_url, sweep_id):

@@ -108,6 +108,41 @@ def test_a_bad_sweep_is_a_422_naming_the_field(
     assert client.get("/v1/jobs").get_json()["total"] == 0
 
 
+GAN_SWEEP: dict[str, Any] = {
+    "kind": "gan",
+    "dataset": "digits",
+    "params": {"steps": 4, "steps_per_epoch": 2, "quality_samples": 0},
+    "space": {"learning_rate": {"values": [0.0002, 0.0004]}},
+    "sampler": "grid",
+    "objective": {"metric": "fid"},
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"params": {**GAN_SWEEP["params"], "conditional": True}}, "params.conditional"),
+        (
+            {"space": {**GAN_SWEEP["space"], "conditional": {"values": [False, True]}}},
+            "space.conditional",
+        ),
+    ],
+)
+def test_a_conditional_sweep_on_a_dataset_without_labels_is_a_422(
+    client: FlaskClient, change: dict[str, Any], field: str
+) -> None:
+    """Refused at submission, naming where labels are asked for, not when a trial runs."""
+    response = client.post("/v1/sweeps", json={**GAN_SWEEP, **change})
+    assert response.status_code == 422, response.get_data(as_text=True)
+    error = response.get_json()["error"]
+    assert error["field"] == field and "y_train" in error["message"]
+    assert client.get("/v1/jobs").get_json()["total"] == 0
+    # Without labels asked for, the same sweep is accepted.
+    unconditional = {**GAN_SWEEP["space"], "conditional": {"values": [False]}}
+    accepted = client.post("/v1/sweeps", json={**GAN_SWEEP, "space": unconditional})
+    assert accepted.status_code == 202, accepted.get_data(as_text=True)
+
+
 def test_another_owners_sweep_is_not_found(settings: Settings) -> None:
     keyed = settings.model_copy(update={"auth": "required"})
     _, alice = create_key(keyed.database_url, "alice")
