@@ -26,6 +26,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 # The README's pictures are remade only when asked: GENTRAIN_DOCS_SCREENSHOTS=1.
 DOCS = REPOSITORY / "docs" / "screenshots"
 
+# A sample grid's cell: 28 px at 2×2 screen pixels each.
+CELL = 28 * 2
+
 # Tiny trainings: 1,000 images, a fraction of a second an epoch here.
 SMALL = {"max_train_images": 1000}
 
@@ -127,6 +130,38 @@ def test_samples_are_drawn_from_the_job_page(
     wait_until(driver, lambda d: image_loaded(d, "#draw-result img"), 120)
     caption = driver.find_element(By.CSS_SELECTOR, "#draw-result figcaption").text
     assert "count 8, seed 0" in caption and "succeeded" in caption
+    assert_no_console_errors(driver)
+
+
+def test_a_conditional_gans_digits_are_drawn_a_row_each(
+    embedded_service: Service, mnist: str, driver: WebDriver
+) -> None:
+    """The draw form's digits field ("7,3") reaches the sampling job as a list: its grid has a
+    row of ``count`` samples per digit asked for."""
+    service = embedded_service
+    params = {"steps": 4, "steps_per_epoch": 2, "batch_size": 32, "sample_every": 0}
+    params |= {"conditional": True, "architecture": "dcgan", "quality_samples": 0}
+    body = {"kind": "gan", "dataset": "mnist", "params": {**SMALL, **params}}
+    response = requests.post(f"{service.url}/v1/jobs", json=body, timeout=10)
+    assert response.status_code == 202, response.text
+    job_id = response.json()["id"]
+    assert wait_for(service, job_id)["status"] == "succeeded"
+    driver.get(f"{service.url}/ui/jobs/{job_id}")
+    form = driver.find_element(By.ID, "draw-form")
+    for name, value in (("count", "4"), ("digits", "7,3")):
+        field = form.find_element(By.NAME, name)
+        field.clear()
+        field.send_keys(value)
+    form.find_element(By.TAG_NAME, "button").click()
+    wait_until(driver, lambda d: image_loaded(d, "#draw-result img"), 120)
+    caption = driver.find_element(By.CSS_SELECTOR, "#draw-result figcaption").text
+    assert "count 4, seed 0, digits 7,3" in caption and "succeeded" in caption
+    size = driver.execute_script(
+        "const i = document.querySelector('#draw-result img');"
+        "return [i.naturalHeight, i.naturalWidth];"
+    )
+    assert size == [2 * CELL, 4 * CELL]  # two rows (7s, then 3s) of four
+    screenshot(driver, "test_job_browser.conditional_draw")
     assert_no_console_errors(driver)
 
 
