@@ -125,7 +125,7 @@ def test_denoiser_noise_is_one_float64_draw_made_float32_in_blocks(
     mnist_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytest.importorskip("tensorflow")
-    from workers.engine import kinds
+    from workers.engine.kinds import autoencoders as kinds
 
     x = load_arrays(mnist_path).x_test
     assert x is not None
