@@ -135,6 +135,10 @@ class DenoiserParams(AutoencoderParams):
     clip: bool = Field(False, description="clip noisy images to [0, 1] (the seed does not)")
 
 
+# Gaussians in a VAE's fitted prior unless asked otherwise: one a digit.
+_DEFAULT_COMPONENTS = 10
+
+
 class VaeParams(CommonParams):
     """Parameters of a variational autoencoder job (keras-io's convolutional VAE)."""
 
@@ -147,6 +151,19 @@ class VaeParams(CommonParams):
         ge=0.0,
         le=100.0,
         description="weight of the KL term in the loss (1: the negative ELBO)",
+    )
+    prior: Literal["standard", "mixture"] = Field(
+        "standard",
+        description="where sampled codes come from: standard: N(0, I), the VAE's own prior; "
+        "mixture: a Gaussian mixture fitted to the training digits' codes after training "
+        "(Ghosh et al.'s ex-post density estimation; far sharper digits, see "
+        "docs/engine-benchmarks.md), kept in the exported model",
+    )
+    prior_components: int = Field(
+        _DEFAULT_COMPONENTS,
+        ge=1,
+        le=100,
+        description="Gaussians in the fitted mixture (prior mixture only)",
     )
     shuffle: bool = Field(True, description="shuffle the training split each epoch")
     sample_every: int = Field(
@@ -163,12 +180,16 @@ class VaeParams(CommonParams):
     @model_validator(mode="after")
     def _bounded_output(self) -> VaeParams:
         """At most MAX_GRIDS_PER_JOB intermediate grids; quality scored on enough samples or
-        none."""
+        none; a number of mixture components only for the mixture prior."""
         check_sample_every(self.sample_every, self.epochs, "epochs")
         if 0 < self.quality_samples < QUALITY_MIN_SAMPLES:
             raise RuleError(
                 "quality_samples",
                 f"quality_samples must be 0 or at least {QUALITY_MIN_SAMPLES}",
+            )
+        if self.prior != "mixture" and self.prior_components != _DEFAULT_COMPONENTS:
+            raise RuleError(
+                "prior_components", "prior_components applies to prior mixture, not standard"
             )
         return self
 

@@ -55,6 +55,8 @@ DEFAULTS = {
         "learning_rate": 0.001,
         "latent_dim": 16,
         "beta": 1.0,  # the KL term as the ELBO weighs it
+        "prior": "standard",  # samples from N(0, I), as keras-io's VAE
+        "prior_components": 10,
         "shuffle": True,
         "sample_every": 0,
         "quality_samples": 2000,
@@ -132,6 +134,10 @@ def test_errors_name_the_parameter(params: dict, field: str, message: str) -> No
         ({"quality_samples": 1}, "params.quality_samples", "0 or at least 2"),
         ({"epochs": 500, "sample_every": 4}, "params.sample_every", "at least 5"),
         ({"encoding_dim": 8}, "params.encoding_dim", "unknown parameter 'encoding_dim'"),
+        ({"prior": "gmm"}, "params.prior", "params.prior must be one of"),
+        ({"prior": "mixture", "prior_components": 0}, "params.prior_components", "at least 1"),
+        ({"prior": "mixture", "prior_components": 101}, "params.prior_components", "at most 100"),
+        ({"prior_components": 20}, "params.prior_components", "applies to prior mixture"),
     ],
 )
 def test_the_vaes_errors_name_the_parameter(params: dict, field: str, message: str) -> None:

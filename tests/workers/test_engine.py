@@ -13,6 +13,8 @@ from shared.job_specs import validate_training_spec
 
 tf = pytest.importorskip("tensorflow")
 
+import keras  # noqa: E402
+
 from workers.engine.data import Arrays, load_arrays  # noqa: E402
 from workers.engine.models import (  # noqa: E402
     build_autoencoder,
@@ -182,9 +184,43 @@ def test_vae_learns_on_real_digits(arrays: Arrays) -> None:
         last["val_reconstruction_loss"], rel=0.1
     )
     assert results["samples"] == 100 and results["fid"] > 0
+    assert results["prior"] == "standard"  # scored on codes from N(0, I)
     assert 1 <= results["classifier_score"] <= 10
     assert sum(results["digit_shares"].values()) == pytest.approx(1.0)
     assert {"samples/generated.png", "model.keras", "checkpoints/latest.npz"} <= set(reporter.files)
+
+
+def test_a_mixture_prior_vae_samples_from_a_mixture_fitted_to_its_training_codes(
+    arrays: Arrays, tmp_path: Path
+) -> None:
+    """prior=mixture: after training, a mixture is fitted to the trained encoder's codes of the
+    training split; it is saved inside model.keras and the quality figures come from it."""
+    small = small_split(arrays, 600, 200)
+    params = validate_training_spec(
+        "vae",
+        {
+            "epochs": 2,
+            "batch_size": 64,
+            "latent_dim": 4,
+            "prior": "mixture",
+            "prior_components": 3,
+            "quality_samples": 100,
+        },
+    )
+    reporter = MemoryReporter()
+    results = train("vae", small, params, reporter).results
+    assert results["prior"] == "mixture" and results["samples"] == 100
+    path = tmp_path / "model.keras"
+    path.write_bytes(reporter.files["model.keras"])
+    model = keras.models.load_model(path, safe_mode=True, compile=False)
+    prior = model.get_layer("prior")
+    weights = np.exp(np.asarray(prior.log_weights))
+    assert weights.shape == (3,) and weights.sum() == pytest.approx(1.0, rel=1e-4)
+    means = np.asarray(prior.means)
+    assert not np.allclose(means, 0.0)  # fitted, not the N(0, I) it starts as
+    # EM's last step puts the mixture's mean at the codes' mean.
+    codes = np.asarray(model.get_layer("encoder")(small.x_train)[0])
+    np.testing.assert_allclose(weights @ means, codes.mean(axis=0), atol=1e-3)
 
 
 def test_a_stopped_vae_resumes_close_to_an_uninterrupted_one(arrays: Arrays) -> None:

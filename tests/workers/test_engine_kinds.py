@@ -23,6 +23,7 @@ from workers.engine.interpolation import split_at_code  # noqa: E402
 from workers.engine.kinds import KINDS, noisy_images  # noqa: E402
 from workers.engine.reporter import UserError  # noqa: E402
 from workers.engine.sampling import needs_dataset, sample_images  # noqa: E402
+from workers.engine.vae import fit_mixture  # noqa: E402
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -179,3 +180,55 @@ def test_the_vaes_export_round_trips_with_its_encoder_and_decoder(
     params = validate_sample_params({"count": 4, "seed": 1}, "vae")
     here = sample_images("vae", built.export, arrays, params, trained_with)
     assert sample_images("vae", loaded, arrays, params, trained_with) == here
+
+
+def test_em_recovers_a_mixture_of_two_separated_gaussians() -> None:
+    rng = np.random.default_rng(0)
+    left = rng.normal([-4.0, 0.0], [0.5, 1.0], size=(300, 2))
+    right = rng.normal([3.0, 2.0], [1.0, 0.3], size=(100, 2))
+    log_weights, means, scale_tril = fit_mixture(np.concatenate([left, right]), 2, seed=1)
+    order = np.argsort(means[:, 0])
+    np.testing.assert_allclose(np.exp(log_weights[order]), [0.75, 0.25], atol=0.02)
+    np.testing.assert_allclose(means[order], [[-4.0, 0.0], [3.0, 2.0]], atol=0.2)
+    spreads = np.sqrt(np.einsum("kij,kij->ki", scale_tril, scale_tril))[order]
+    np.testing.assert_allclose(spreads, [[0.5, 1.0], [1.0, 0.3]], rtol=0.15)
+    with pytest.raises(ValueError, match="at least as many codes"):
+        fit_mixture(left[:2], 3, seed=1)
+
+
+def test_a_fitted_mixture_prior_round_trips_in_the_vaes_export(
+    arrays: Arrays, tmp_path: Path
+) -> None:
+    """The export carries the mixture (safe mode loads it), and sampling draws from it: the
+    same grid from the loaded model; another grid than N(0, I) gives."""
+    trained_with = validate_training_spec(
+        "vae", {"latent_dim": 3, "prior": "mixture", "prior_components": 4}
+    )
+    built = KINDS["vae"].build(trained_with)
+    built.sync_export(Arrays(arrays.x_train[:200], None, None, None))
+    path = tmp_path / "model.keras"
+    built.export.save(path)
+    loaded = keras.models.load_model(path, safe_mode=True, compile=False)
+    for name in ("log_weights", "means", "scale_tril"):
+        np.testing.assert_array_equal(
+            np.asarray(getattr(loaded.get_layer("prior"), name)),
+            np.asarray(getattr(built.export.get_layer("prior"), name)),
+        )
+    params = validate_sample_params({"count": 4, "seed": 1}, "vae")
+    here = sample_images("vae", built.export, arrays, params, trained_with)
+    assert sample_images("vae", loaded, arrays, params, trained_with) == here
+    x = arrays.x_test[:5]  # the prior is no step on the reconstruction's way
+    np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(built.model(x)), atol=1e-6)
+    standard = validate_training_spec("vae", {"latent_dim": 3})
+    plain = KINDS["vae"].build(standard).export
+    for part in ("encoder", "decoder"):  # the same networks, with no mixture
+        plain.get_layer(part).set_weights(built.export.get_layer(part).get_weights())
+    drawn = sample_images("vae", plain, arrays, params, standard)
+    assert drawn["samples/grid.png"] != here["samples/grid.png"]
+
+
+def test_a_mixture_needs_as_many_training_images_as_components(arrays: Arrays) -> None:
+    params = validate_training_spec("vae", {"prior": "mixture", "prior_components": 50})
+    few = Arrays(arrays.x_train[:40], None, arrays.x_test, None)
+    with pytest.raises(UserError, match="mixture of 50 Gaussians needs at least as many"):
+        KINDS["vae"].plan(few, params, 64)

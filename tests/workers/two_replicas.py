@@ -40,6 +40,7 @@ RUNS = [
     ("gan", {"steps": 4, "steps_per_epoch": 2, "batch_size": 32, "quality_samples": 100,
              "conditional": True}),
     ("vae", {"epochs": 3, "batch_size": 64, "quality_samples": 100}),
+    ("vae", {"epochs": 2, "batch_size": 64, "quality_samples": 100, "prior": "mixture"}),
 ]  # fmt: skip
 
 
@@ -69,6 +70,8 @@ def main() -> None:
             assert outcome.results["test_accuracy"] > 0.3
         if overrides.get("conditional"):
             assert "conditional_accuracy" in outcome.results, outcome.results
+        if kind == "vae":
+            assert outcome.results["prior"] == overrides.get("prior", "standard"), outcome.results
         with tempfile.TemporaryDirectory() as folder:
             [board] = [n for n in reporter.files if n.startswith("tensorboard/")]
             (Path(folder) / board.rsplit("/", 1)[-1]).write_bytes(reporter.files[board])

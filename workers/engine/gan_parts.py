@@ -13,6 +13,7 @@ import numpy as np
 from keras import ops
 
 from shared.kinds import DIGITS
+from workers.engine.data import Arrays
 from workers.engine.distribution import jit_compile_setting
 from workers.engine.gan import GAN
 from workers.engine.models import (
@@ -82,7 +83,7 @@ GENERATE_BLOCK = 1000
 
 def build_gan(
     params: dict[str, Any],
-) -> tuple[GAN, list[keras.optimizers.Optimizer], keras.Model, Callable[[], None] | None]:
+) -> tuple[GAN, list[keras.optimizers.Optimizer], keras.Model, Callable[[Arrays], None] | None]:
     """The compiled GAN, its optimizers (discriminator's, generator's), the generator to export
     and, with ``ema``, what brings that export up to the average (else None: the generator)."""
     dcgan = params.get("architecture", "seed") == "dcgan"
@@ -119,8 +120,9 @@ def build_gan(
         return gan, [d_opt, g_opt], generator, None
     averaged = keras.models.clone_model(generator)
 
-    def sync_export() -> None:
-        """The average into ``averaged``, with BatchNorm statistics measured under it."""
+    def sync_export(arrays: Arrays | None = None) -> None:
+        """The average into ``averaged``, with BatchNorm statistics measured under it (no data
+        needed: they are measured on the generator's own images)."""
         raw = [variable.numpy() for variable in generator.trainable_variables]
         g_opt.finalize_variable_values(generator.trainable_variables)
         averaged.set_weights(generator.get_weights())

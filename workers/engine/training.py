@@ -64,7 +64,7 @@ def train(
 
         def save_preview(epoch: int) -> None:
             step = epoch * plan.step_scale
-            built.sync_export()
+            built.sync_export(arrays)
             png = kind.preview(built, arrays, params)
             reporter.save_bytes(f"samples/{unit}-{step:06d}.png", png, PNG)
             board.image(step, png)
@@ -90,7 +90,7 @@ def train(
                 verbose=0,
             )
 
-        built.sync_export()  # the grid, the exported model and the scores use it as trained
+        built.sync_export(arrays)  # the grid, the exported model and the scores use it as trained
         final = kind.preview(built, arrays, params)
         reporter.save_bytes(kind.final_grid, final, PNG)
         board.image(board.last_step, final)

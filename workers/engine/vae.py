@@ -3,8 +3,11 @@ reparameterisation layer, the ELBO's terms, the ``keras.Model`` with its own tra
 steps, and the exported model that sampling loads.
 
 The exported model is functional (784 → mean code → 784) and holds the encoder and the decoder as
-named sub-models, so it loads with ``safe_mode=True`` and no custom objects: sampling draws from
-the prior with ``get_layer("decoder")`` and encodes with ``get_layer("encoder")``.
+named sub-models, so it loads with ``safe_mode=True``: sampling draws from the prior with
+``get_layer("decoder")`` and encodes with ``get_layer("encoder")``. A VAE trained with
+``prior=mixture`` also holds its fitted ``MixturePrior`` as ``get_layer("prior")`` (a layer
+registered as ``gentrain>MixturePrior``: importing this module lets Keras load it); without
+one, only Keras's own layers.
 """
 
 from __future__ import annotations
@@ -47,11 +50,16 @@ def build_vae_decoder(latent_dim: int = 16, depth: int = 32) -> keras.Model:
     return keras.Model(inputs, outputs, name="decoder")
 
 
-def build_vae_export(encoder: keras.Model, decoder: keras.Model) -> keras.Model:
+def build_vae_export(
+    encoder: keras.Model, decoder: keras.Model, mixture_components: int = 0
+) -> keras.Model:
     """The model saved as model.keras: images → mean code → reconstructions, holding
-    ``encoder`` and ``decoder`` (the trained ones, not copies) as named sub-models."""
+    ``encoder`` and ``decoder`` (the trained ones, not copies) as named sub-models; with
+    ``mixture_components``, a ``MixturePrior`` named "prior" on the code path as well."""
     inputs = keras.Input(shape=(PIXELS,), name="digits")
     z_mean, _ = encoder(inputs)
+    if mixture_components:
+        z_mean = MixturePrior(mixture_components, name="prior", dtype="float32")(z_mean)
     return keras.Model(inputs, decoder(z_mean), name="vae")
 
 
@@ -145,12 +153,143 @@ def _mean(per_image: Any) -> Any:
     return ops.sum(per_image) / ops.maximum(count, 1.0)
 
 
-def prior_samples(decoder: keras.Model, count: int, seed: int) -> np.ndarray:
-    """``count`` images decoded from codes drawn from the prior N(0, I) with ``seed``, as rows
-    of 784 pixels."""
+@keras.saving.register_keras_serializable(package="gentrain")
+class MixturePrior(layers.Layer):
+    """A Gaussian mixture over codes that samples are drawn from instead of N(0, I): fitted after
+    training to the training digits' mean codes (Ghosh et al. 2020's ex-post density estimation).
+
+    Identity on the codes it is given: it sits on the exported model's code path so that the
+    mixture travels inside model.keras (``get_layer("prior")``). Until fitted it is N(0, I)."""
+
+    def __init__(self, components: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.components = components
+
+    def build(self, input_shape: tuple[int, ...]) -> None:
+        """Log mixture weights (k), means (k, d) and lower-triangular scales (k, d, d)."""
+        k, d = self.components, input_shape[-1]
+        self.log_weights = self.add_weight(
+            shape=(k,), initializer="zeros", trainable=False, name="log_weights"
+        )
+        self.means = self.add_weight(
+            shape=(k, d), initializer="zeros", trainable=False, name="means"
+        )
+        eye = np.broadcast_to(np.eye(d, dtype=np.float32), (k, d, d))
+        self.scale_tril = self.add_weight(
+            shape=(k, d, d),
+            initializer=keras.initializers.Constant(eye),
+            trainable=False,
+            name="scale_tril",
+        )
+
+    def call(self, codes: Any) -> Any:
+        """``codes`` as they are."""
+        return codes
+
+    def get_config(self) -> dict[str, Any]:
+        """Enough to rebuild it; the mixture itself is in the weights."""
+        return {**super().get_config(), "components": self.components}
+
+    def fit(self, codes: np.ndarray, seed: int) -> None:
+        """Fit the mixture to ``codes`` (N, d) by EM, from ``seed``."""
+        log_weights, means, scale_tril = fit_mixture(codes, self.components, seed)
+        self.log_weights.assign(log_weights.astype(np.float32))
+        self.means.assign(means.astype(np.float32))
+        self.scale_tril.assign(scale_tril.astype(np.float32))
+
+    def sample(self, count: int, seed: int) -> np.ndarray:
+        """``count`` codes drawn from the mixture with ``seed``."""
+        rng = np.random.default_rng(seed)
+        weights = np.exp(np.asarray(self.log_weights, np.float64))
+        means = np.asarray(self.means, np.float64)
+        scale_tril = np.asarray(self.scale_tril, np.float64)
+        chosen = rng.choice(len(weights), size=count, p=weights / weights.sum())
+        noise = rng.normal(size=(count, means.shape[1]))
+        codes = means[chosen] + np.einsum("nij,nj->ni", scale_tril[chosen], noise)
+        return codes.astype(np.float32)
+
+
+# EM stops after this many rounds, or once the mean log-likelihood gains less than the tolerance.
+_EM_ROUNDS = 200
+_EM_TOLERANCE = 1e-6
+# Added to each covariance's diagonal, relative to the codes' mean variance: no singular ones.
+_EM_RIDGE = 1e-4
+
+
+def fit_mixture(
+    codes: np.ndarray, components: int, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A full-covariance Gaussian mixture fitted to ``codes`` (N, d) by EM: its log weights (k),
+    means (k, d) and the Cholesky factors of its covariances (k, d, d). It starts from
+    ``components`` distinct codes chosen with ``seed`` as means and the codes' covariance."""
+    x = np.asarray(codes, np.float64)
+    count, dim = x.shape
+    if count < components:
+        raise ValueError(f"{components} mixture components need at least as many codes")
+    rng = np.random.default_rng(seed)
+    ridge = _EM_RIDGE * max(float(x.var(axis=0).mean()), 1e-12) * np.eye(dim)
+    means = x[rng.choice(count, components, replace=False)]
+    covariances = np.repeat((np.cov(x, rowvar=False) + ridge)[None], components, axis=0)
+    log_weights = np.full(components, -np.log(components))
+    previous = -np.inf
+    for _ in range(_EM_ROUNDS):
+        scale_tril = np.linalg.cholesky(covariances)
+        log_density = _log_densities(x, log_weights, means, scale_tril)
+        top = log_density.max(axis=1, keepdims=True)
+        log_total = top + np.log(np.exp(log_density - top).sum(axis=1, keepdims=True))
+        likelihood = float(log_total.mean())
+        responsibility = np.exp(log_density - log_total)
+        mass = responsibility.sum(axis=0) + 1e-12
+        log_weights = np.log(mass / count)
+        means = (responsibility.T @ x) / mass[:, None]
+        for j in range(components):
+            centred = x - means[j]
+            covariances[j] = (responsibility[:, j, None] * centred).T @ centred / mass[j] + ridge
+        if likelihood - previous < _EM_TOLERANCE:
+            break
+        previous = likelihood
+    return log_weights, means, np.linalg.cholesky(covariances)
+
+
+def _log_densities(
+    x: np.ndarray, log_weights: np.ndarray, means: np.ndarray, scale_tril: np.ndarray
+) -> np.ndarray:
+    """log(weight_j · N(x_i; mean_j, L_j L_jᵀ)) for every code i and component j."""
+    count, dim = x.shape
+    out = np.empty((count, len(log_weights)))
+    for j, (mean, tril) in enumerate(zip(means, scale_tril, strict=True)):
+        solved = np.linalg.solve(tril, (x - mean).T)
+        log_det = 2.0 * np.log(np.diag(tril)).sum()
+        out[:, j] = log_weights[j] - 0.5 * (
+            np.square(solved).sum(axis=0) + log_det + dim * np.log(2.0 * np.pi)
+        )
+    return out
+
+
+def prior_codes(latent_dim: int, count: int, seed: int, prior: MixturePrior | None) -> np.ndarray:
+    """``count`` codes drawn with ``seed``: from the fitted ``prior``, or N(0, I) without one."""
+    if prior is not None:
+        return prior.sample(count, seed)
+    return np.random.default_rng(seed).normal(size=(count, latent_dim)).astype(np.float32)
+
+
+def prior_samples(
+    decoder: keras.Model, count: int, seed: int, prior: MixturePrior | None = None
+) -> np.ndarray:
+    """``count`` images decoded from codes drawn from the prior with ``seed`` (the fitted
+    mixture ``prior``, or N(0, I)), as rows of 784 pixels."""
     latent_dim = int(decoder.inputs[0].shape[-1])
-    codes = np.random.default_rng(seed).normal(size=(count, latent_dim)).astype(np.float32)
+    codes = prior_codes(latent_dim, count, seed, prior)
     return np.asarray(decoder(codes, training=False)).reshape(count, PIXELS)
+
+
+def exported_prior(export: keras.Model) -> MixturePrior | None:
+    """The fitted mixture an exported VAE carries, or None (it samples from N(0, I))."""
+    try:
+        layer = export.get_layer("prior")
+    except ValueError:
+        return None
+    return layer if isinstance(layer, MixturePrior) else None
 
 
 def mean_codes(encoder: keras.Model, images: np.ndarray) -> np.ndarray:

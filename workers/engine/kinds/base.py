@@ -39,8 +39,9 @@ class Built:
     optimizers: list[keras.optimizers.Optimizer]
     # The network that is saved as model.keras and sampled from.
     export: keras.Model
-    # Brings ``export`` up to date with training (a moving average's copy), before it is used.
-    sync_export: Callable[[], None] = lambda: None
+    # Brings ``export`` up to date with training (a moving average's copy, a VAE's prior fitted
+    # to the job's training split), before it is used.
+    sync_export: Callable[[Arrays], None] = lambda arrays: None
 
 
 def batched(dataset: tf.data.Dataset, global_batch: int, drop: bool = False) -> tf.data.Dataset:
