@@ -232,3 +232,25 @@ def test_a_mixture_needs_as_many_training_images_as_components(arrays: Arrays) -
     few = Arrays(arrays.x_train[:40], None, arrays.x_test, None)
     with pytest.raises(UserError, match="mixture of 50 Gaussians needs at least as many"):
         KINDS["vae"].plan(few, params, 64)
+
+
+def test_a_mixture_is_fitted_to_a_bounded_sample_of_codes(
+    arrays: Arrays, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At most PRIOR_FIT_IMAGES training digits (the job's seed picks them), encoded a block at
+    a time: the same codes the encoder gives them all at once."""
+    from workers.engine import vae
+
+    encoder = KINDS["vae"].build(validate_training_spec("vae", {"latent_dim": 3})).model.encoder
+    images = arrays.x_train[:120]
+    monkeypatch.setattr(vae, "_EVAL_BLOCK", 16)
+    whole = vae.mean_codes(encoder, images)
+    np.testing.assert_allclose(vae.fitting_codes(encoder, images, seed=0), whole, atol=1e-5)
+    monkeypatch.setattr(vae, "PRIOR_FIT_IMAGES", 50)
+    codes = vae.fitting_codes(encoder, images, seed=0)
+    assert codes.shape == (50, 3)
+    rows = [np.flatnonzero(np.abs(whole - code).max(axis=1) < 1e-5) for code in codes]
+    assert all(len(found) == 1 for found in rows)  # each one training digit's code
+    assert len({int(found[0]) for found in rows}) == 50  # no digit twice
+    again = vae.fitting_codes(encoder, images, seed=1)
+    assert not np.allclose(again, codes)  # another seed, other digits

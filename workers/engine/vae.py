@@ -209,6 +209,9 @@ class MixturePrior(layers.Layer):
         return codes.astype(np.float32)
 
 
+# Training images whose codes a mixture prior is fitted to, at most: a 16-number code's mixture
+# needs no more, and a large dataset would cost minutes of EM at every grid.
+PRIOR_FIT_IMAGES = 10_000
 # EM stops after this many rounds, or once the mean log-likelihood gains less than the tolerance.
 _EM_ROUNDS = 200
 _EM_TOLERANCE = 1e-6
@@ -264,6 +267,20 @@ def _log_densities(
             np.square(solved).sum(axis=0) + log_det + dim * np.log(2.0 * np.pi)
         )
     return out
+
+
+def fitting_codes(encoder: keras.Model, images: np.ndarray, seed: int) -> np.ndarray:
+    """The mean codes a mixture prior is fitted to: of at most ``PRIOR_FIT_IMAGES`` of
+    ``images`` (chosen with ``seed`` when there are more), encoded a block at a time."""
+    if len(images) > PRIOR_FIT_IMAGES:
+        chosen = np.random.default_rng(seed).choice(len(images), PRIOR_FIT_IMAGES, replace=False)
+        images = images[np.sort(chosen)]
+    return np.concatenate(
+        [
+            mean_codes(encoder, images[start : start + _EVAL_BLOCK])
+            for start in range(0, len(images), _EVAL_BLOCK)
+        ]
+    )
 
 
 def prior_codes(latent_dim: int, count: int, seed: int, prior: MixturePrior | None) -> np.ndarray:

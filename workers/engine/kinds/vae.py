@@ -28,6 +28,7 @@ from workers.engine.vae import (
     build_vae_export,
     elbo_scores,
     exported_prior,
+    fitting_codes,
     mean_codes,
     prior_samples,
 )
@@ -61,7 +62,7 @@ class Vae(Kind):
 
         def fit_prior(arrays: Arrays) -> None:
             """The mixture fitted to the training digits' mean codes, as trained now."""
-            prior.fit(mean_codes(encoder, arrays.x_train), params["seed"])
+            prior.fit(fitting_codes(encoder, arrays.x_train, params["seed"]), params["seed"])
 
         return Built(vae, [optimizer], export, fit_prior)
 
